@@ -1,0 +1,307 @@
+"""The authoring commands as library functions: init, add-model, bump-version, list.
+
+They return data and raise AmmsError; printing is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amms_cli import fsio
+from amms_cli.config import (
+    NAME_HELP,
+    AmmsConfig,
+    ModelEntry,
+    check_model_name,
+    load_config,
+    render_config,
+    save_config,
+)
+from amms_cli.errors import AmmsError, ConfigError, ModelExists, NotFound, RepositoryError
+from amms_cli.loaders import entrypoint_path
+from amms_cli.loaders.custom import MODEL_FILE
+from amms_cli.loaders.detect import detect_format
+from amms_cli.manifest import Manifest, describe_artifacts, verify_artifacts
+from amms_cli.probe import run_probe
+from amms_cli.repository import (
+    ModelOnDisk,
+    VersionChoice,
+    VersionOnDisk,
+    publish_version,
+    scan_model,
+    verify_version,
+)
+from amms_cli.versions import BumpPart, Version, VersionPattern
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config_path: Path
+    models_dir: Path
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    entry: ModelEntry
+    published: VersionOnDisk
+    previous: Version | None = None
+    not_served_reason: str | None = None  # set when the new version falls outside the aspired pattern
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: Version
+    framework: str | None
+    size: int
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    entry: ModelEntry
+    folder: Path
+    versions: list[VersionRow]
+    served: Version | None
+    warnings: list[str]
+
+
+def init_project(folder: Path, force: bool = False) -> InitResult:
+    config_path = folder / "amms.json"
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} already exists", hint="pass --force to replace it with an empty config")
+    folder.mkdir(parents=True, exist_ok=True)
+    models_dir = folder / "models"
+    models_dir.mkdir(exist_ok=True)
+    fsio.atomic_write_text(config_path, render_config([]))
+    return InitResult(config_path, models_dir)
+
+
+def parse_example(text: str | None) -> Any:
+    """`--example` is inline JSON or the path of a JSON file."""
+    if text is None:
+        return None
+    candidate = Path(text)
+    try:
+        if len(text) < 4096 and candidate.is_file():
+            text = candidate.read_text(encoding="utf-8")
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--example is neither a JSON file nor valid JSON: {exc.msg} at column {exc.colno}") from None
+
+
+def add_model(
+    config_path: Path,
+    source: Path,
+    name: str,
+    version: str = "1.0.0",
+    servable: str | None = None,
+    aspired: str | None = None,
+    example: Any = None,
+    fmt: str | None = None,
+) -> PublishResult:
+    config = load_config(config_path)
+    _check_new_name(config, name)
+    parsed_version = Version.parse(version)
+    entry = ModelEntry(model_name=name, aspired_version=aspired or f"{parsed_version.major}.x", servable_name=servable)
+    folder = config.model_dir(entry)
+    if folder.exists() and scan_model(folder, name).versions:
+        raise ModelExists(
+            f"{folder} already holds versions but '{name}' is not in {config.path.name}",
+            hint="remove that folder, or choose another --name",
+        )
+    if not entry.pattern.matches(parsed_version):
+        raise ConfigError(
+            f"--aspired {entry.aspired_version} does not match version {version}",
+            hint=f"use --aspired {parsed_version.major}.x or latest",
+        )
+    published = _publish_new(folder, parsed_version, source, name, fmt, servable, example)
+    manifest = published.manifest
+    assert manifest is not None
+    entry = entry.model_copy(update={"servable_name": manifest.servable_name})
+    save_config(config.with_models([*config.models, entry]))
+    return PublishResult(entry, published)
+
+
+def _check_new_name(config: AmmsConfig, name: str) -> None:
+    try:
+        check_model_name(name)
+    except ValueError:
+        raise ConfigError(f"'{name}' is not a valid model name", hint=NAME_HELP) from None
+    if config.entry(name) is not None:
+        raise ModelExists(
+            f"model '{name}' already exists in {config.path.name}",
+            hint=f"publish a new version with `amms bump-version {name} PATH`",
+        )
+
+
+def bump_version(
+    config_path: Path,
+    name: str,
+    source: Path | None = None,
+    part: BumpPart = "patch",
+    aspire: bool = False,
+    example: Any = None,
+) -> PublishResult:
+    config = load_config(config_path)
+    entry = config.entry(name)
+    if entry is None:
+        raise NotFound(
+            f"model '{name}' is not in {config.path.name}",
+            hint=f"add it first with `amms add-model PATH --name {name}`",
+        )
+    folder = config.model_dir(entry)
+    on_disk = scan_model(folder, name)
+
+    def next_version(current: ModelOnDisk) -> Version:
+        newest = current.newest()
+        return newest.version.bump(part) if newest else Version(1, 0, 0)
+
+    if source is None:
+        published = _republish(folder, on_disk, next_version)
+    else:
+        reference = _newest_manifest(on_disk)
+        servable = entry.servable_name or (reference.servable_name if reference else None)
+        if example is None and reference is not None:
+            example = reference.input.example
+        published = _publish_new(folder, next_version, source, name, None, servable, example)
+    entry, reason = _maybe_aspire(config, entry, published.version, aspire)
+    below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
+    return PublishResult(entry, published, max(below) if below else None, reason)
+
+
+def _maybe_aspire(
+    config: AmmsConfig, entry: ModelEntry, version: Version, aspire: bool
+) -> tuple[ModelEntry, str | None]:
+    if entry.pattern.matches(version):
+        return entry, None
+    if not aspire:
+        return entry, (
+            f"{version} will not be served: '{entry.model_name}' aspires to {entry.aspired_version}"
+            f" (pass --aspire to update the entry)"
+        )
+    updated = entry.model_copy(update={"aspired_version": widen(entry.pattern, version)})
+    models = [updated if m.model_name == entry.model_name else m for m in config.models]
+    save_config(config.with_models(models))
+    return updated, None
+
+
+def widen(pattern: VersionPattern, version: Version) -> str:
+    """The pattern of the same kind as `pattern` that selects `version`."""
+    if pattern.exact is not None:
+        return str(version)
+    if pattern.minor is not None:
+        return f"{version.major}.{version.minor}.x"
+    return f"{version.major}.x"
+
+
+def _newest_manifest(on_disk: ModelOnDisk) -> Manifest | None:
+    sound = [v for v in on_disk.versions if v.ok]
+    return sound[-1].manifest if sound else None
+
+
+def _publish_new(
+    folder: Path,
+    version: VersionChoice,
+    source: Path,
+    name: str,
+    fmt: str | None,
+    servable: str | None,
+    example: Any,
+) -> VersionOnDisk:
+    source = source.expanduser()
+    if not source.exists():
+        raise RepositoryError(f"{source}: no such file or folder", hint="check the model path")
+    loader = fmt or detect_format(source)
+
+    def fill(staging: Path, version: Version) -> Manifest:
+        entrypoint = _copy_artifact(source, staging, loader)
+        facts = run_probe(staging / entrypoint if entrypoint != "." else staging, loader, servable, example)
+        return Manifest(
+            model_name=name,
+            version=str(version),
+            created_at=datetime.now(UTC),
+            loader=loader,
+            framework=facts["framework"],
+            model_class=facts["model_class"],
+            servable_name=facts["servable_name"],
+            artifacts=describe_artifacts(staging),
+            entrypoint=entrypoint,
+            python_version=facts["python_version"],
+            requirements=facts["requirements"],
+            input=facts["input"],
+        )
+
+    return publish_version(folder, version, fill)
+
+
+def _copy_artifact(source: Path, staging: Path, loader: str) -> str:
+    """Copy a file or a custom model folder into `staging`; return the manifest's entrypoint."""
+    if source.is_dir():
+        if loader != "custom" or not (source / MODEL_FILE).is_file():
+            raise RepositoryError(f"{source} is a folder; only custom models (with {MODEL_FILE}) are folders")
+        shutil.copytree(
+            source,
+            staging,
+            dirs_exist_ok=True,
+            symlinks=False,
+            ignore=shutil.ignore_patterns("__pycache__", ".*"),
+        )
+        return "."
+    shutil.copy2(source, staging / source.name)
+    return source.name
+
+
+def _republish(folder: Path, on_disk: ModelOnDisk, version: VersionChoice) -> VersionOnDisk:
+    """Publish the newest sound version's artifacts again under a new number (no PATH given)."""
+    reference = next((v for v in reversed(on_disk.versions) if v.ok), None)
+    if reference is None or reference.manifest is None:
+        raise RepositoryError(
+            f"'{on_disk.name}' has no complete version to copy",
+            hint=f"pass the model file: `amms bump-version {on_disk.name} PATH`",
+        )
+    manifest = reference.manifest
+    verify_artifacts(reference.path, manifest)
+
+    def fill(staging: Path, version: Version) -> Manifest:
+        for artifact in manifest.artifacts:
+            target = staging / artifact.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(reference.path / artifact.name, target)
+        verify_artifacts(staging, manifest)
+        return manifest.model_copy(update={"version": str(version), "created_at": datetime.now(UTC)})
+
+    return publish_version(folder, version, fill)
+
+
+def list_models(config_path: Path) -> list[ModelStatus]:
+    config = load_config(config_path)
+    return [model_status(config, entry) for entry in config.models]
+
+
+def model_status(config: AmmsConfig, entry: ModelEntry) -> ModelStatus:
+    folder = config.model_dir(entry)
+    on_disk = scan_model(folder, entry.model_name)
+    rows, failed = [], set()
+    for item in on_disk.versions:
+        problem = verify_version(item)
+        if problem is not None:
+            failed.add(item.version)
+        size = sum(a.size for a in item.manifest.artifacts) if item.manifest else 0
+        framework = item.manifest.framework if item.manifest else None
+        rows.append(VersionRow(item.version, framework, size, problem))
+    served = on_disk.resolve(entry.pattern, frozenset(failed))
+    warnings = list(on_disk.warnings)
+    if not folder.is_dir():
+        warnings.append(f"{folder} does not exist")
+    return ModelStatus(entry, folder, rows, served.version if served else None, warnings)
+
+
+def artifact_path(item: VersionOnDisk) -> Path:
+    if item.manifest is None:
+        raise AmmsError(f"{item.path} has no manifest")
+    return entrypoint_path(item.path, item.manifest)

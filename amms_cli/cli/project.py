@@ -1,0 +1,162 @@
+"""Project commands: init, add-model, bump-version, list, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from amms_cli import authoring
+from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
+from amms_cli.console import err, human_size, out, warn
+from amms_cli.errors import AmmsError
+from amms_cli.loaders.detect import FORMATS
+from amms_cli.versions import BumpPart
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing amms.json.")] = False,
+) -> None:
+    """Create amms.json (an empty list) and a models/ folder.
+
+    Example: [bold]amms init my-project[/]
+    """
+    result = authoring.init_project(directory, force)
+    out.print(f"Created {escape(str(result.config_path))} and {escape(str(result.models_dir))}/")
+    out.print("Next: [bold]amms add-model ./clf.pkl --name my_model[/]")
+
+
+@app.command("add-model")
+def add_model(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Model file (pickle, cloudpickle, joblib, .onnx) or a folder with model.py."),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name: lowercase letters, digits, _ . -")],
+    version: Annotated[str, typer.Option(help="First version.")] = "1.0.0",
+    servable: Annotated[
+        str | None,
+        typer.Option(help="Input adapter: text_input, tabular, ndarray, custom. Default: guessed from the model."),
+    ] = None,
+    aspired: Annotated[
+        str | None, typer.Option(help="Version pattern to serve: 1.x, 1.2.x, 1.2.3, latest. Default: MAJOR.x")
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(help="Example input as JSON or a JSON file; checked, then recorded for docs and smoke checks."),
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help=f"Override format detection: {', '.join(FORMATS)}.")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Publish a model file as version 1.0.0 and add it to the config.
+
+    The model is loaded once in a separate process to prove it loads (and predicts the example).
+
+    Example: [bold]amms add-model ./clf.pkl --name simple_text --example '["hello"]'[/]
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise AmmsError(f"--format {fmt} is not a format", hint=f"use one of {', '.join(FORMATS)}")
+    with err.status(f"Checking {escape(path.name)} in a separate process…"):
+        result = authoring.add_model(
+            config, path, name, version, servable, aspired, authoring.parse_example(example), fmt
+        )
+    manifest = result.published.manifest
+    assert manifest is not None
+    out.print(
+        f"Published [bold]{escape(name)}[/] {result.published.version} "
+        f"({escape(manifest.framework)} {escape((manifest.model_class or '').rsplit('.', 1)[-1])}, "
+        f"loader {manifest.loader}, servable {manifest.servable_name}) → {escape(str(result.published.path))}"
+    )
+    out.print(f"Added to {escape(str(config))}: serves {escape(result.entry.aspired_version)}")
+
+
+@app.command("bump-version")
+def bump_version(
+    name: Annotated[str, typer.Argument(help="A configured model.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="New model file; without it the current artifact is republished.")
+    ] = None,
+    major: Annotated[bool, typer.Option("--major", help="Bump MAJOR (1.2.3 → 2.0.0).")] = False,
+    minor: Annotated[bool, typer.Option("--minor", help="Bump MINOR (1.2.3 → 1.3.0).")] = False,
+    patch: Annotated[bool, typer.Option("--patch", help="Bump PATCH (1.2.3 → 1.2.4), the default.")] = False,
+    aspire: Annotated[
+        bool,
+        typer.Option("--aspire", help="Update the entry's aspired pattern so the new version is served."),
+    ] = False,
+    example: Annotated[
+        str | None, typer.Option(help="Example input (JSON or file); default: the previous version's.")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Publish the next version of a model.
+
+    Example: [bold]amms bump-version simple_text ./clf2.pkl --minor[/]
+    """
+    if major + minor + patch > 1:
+        raise AmmsError("choose one of --major, --minor, --patch")
+    part: BumpPart = "major" if major else "minor" if minor else "patch"
+    with err.status(f"Publishing the next {part} version of {escape(name)}…"):
+        result = authoring.bump_version(config, name, path, part, aspire, authoring.parse_example(example))
+    before = str(result.previous) if result.previous else "none"
+    out.print(f"{escape(name)} {before} → [bold]{result.published.version}[/]")
+    if result.not_served_reason:
+        warn(result.not_served_reason)
+
+
+def _list(config: Path) -> None:
+    rows = authoring.list_models(config)
+    if not rows:
+        out.print(f"No models in {escape(str(config))}. Add one with [bold]amms add-model PATH --name NAME[/]")
+        return
+    table = Table(title=f"Models in {config}")
+    for column in ("model", "versions on disk", "aspired", "would serve", "framework", "size", "problems"):
+        table.add_column(column)
+    for status in rows:
+        newest = status.versions[-1] if status.versions else None
+        problems = [f"{r.version}: {r.problem}" for r in status.versions if r.problem] + status.warnings
+        table.add_row(
+            escape(status.entry.model_name),
+            ", ".join(str(r.version) for r in status.versions) or "-",
+            escape(status.entry.aspired_version),
+            str(status.served) if status.served else "[red]none[/]",
+            escape(newest.framework or "-") if newest else "-",
+            human_size(sum(r.size for r in status.versions)),
+            "[red]" + escape("; ".join(problems)) + "[/]" if problems else "",
+        )
+    out.print(table)
+
+
+@app.command("list")
+def list_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Show configured models, their versions on disk and problems (checksums are verified).
+
+    Example: [bold]amms list[/]
+    """
+    _list(config)
+
+
+@app.command("status")
+def status(
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running server, e.g. http://127.0.0.1:8000; without it, the repository on disk."),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Like `list`; with --url, the live server's view of models and versions.
+
+    Example: [bold]amms status --url http://127.0.0.1:8000[/]
+    """
+    if url is None:
+        _list(config)
+        return
+    from amms_cli.live_status import fetch_status, render_status
+
+    out.print(render_status(url, fetch_status(url)))

@@ -1,0 +1,101 @@
+"""Filesystem effects that must not leave half-written state: atomic writes, publish-by-rename,
+checksums, safe path joins and a per-folder lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from amms_cli.errors import PublishError, RepositoryError
+
+STAGING_PREFIX = ".amms-staging-"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` beside `path` under a hidden name, fsync it, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def safe_child(base: Path, name: str) -> Path:
+    """`base / name`, refusing anything that would leave `base` (separators, `..`, symlinks out)."""
+    if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
+        raise RepositoryError(f"'{name}' is not a plain file or folder name")
+    child = base / name
+    resolved_base = base.resolve()
+    if not child.resolve().is_relative_to(resolved_base):
+        raise RepositoryError(f"'{name}' resolves outside {base}")
+    return child
+
+
+def new_staging_dir(parent: Path, label: str) -> Path:
+    """A hidden folder in `parent` to fill before it is renamed into place (same filesystem)."""
+    staging = parent / f"{STAGING_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_dir(staging: Path, final: Path) -> None:
+    """Rename a filled staging folder to its final name; never replaces an existing folder."""
+    if final.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PublishError(f"{final} already exists", hint="choose another version number")
+    fsync_tree(staging)
+    os.rename(staging, final)
+    fsync_dir(final.parent)
+
+
+def fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Serialise writers of one model folder (two concurrent bump-versions must not race)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".amms.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,71 @@
+"""ONNX models through onnxruntime (the optional extra `amms_cli[onnx]`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from amms_cli.errors import ModelLoadError
+from amms_cli.loaders.base import Model
+
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(string)": np.object_,
+    "tensor(bool)": np.bool_,
+}
+
+
+class OnnxModel(Model):
+    framework = "onnx"
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelLoadError("ONNX models need onnxruntime", hint="pip install 'amms_cli[onnx]'") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_dtype = _DTYPES.get(first.type, np.float32)
+        self.input_shape: list[int | None] = [d if isinstance(d, int) else None for d in first.shape]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._classes: list[Any] | None = None
+
+    def _run(self, inputs: Any) -> list[Any]:
+        array = np.asarray(inputs, dtype=self.input_dtype)
+        return self.session.run(None, {self.input_name: array})  # type: ignore[no-any-return]
+
+    def predict(self, inputs: Any) -> Any:
+        return self._run(inputs)[0]
+
+    @property
+    def has_predict_proba(self) -> bool:
+        return len(self.output_names) > 1 and "prob" in self.output_names[1].lower()
+
+    def predict_proba(self, inputs: Any) -> Any:
+        if not self.has_predict_proba:
+            return super().predict_proba(inputs)
+        probabilities = self._run(inputs)[1]
+        if isinstance(probabilities, list) and probabilities and isinstance(probabilities[0], dict):
+            # skl2onnx's ZipMap output: one {label: probability} dict per row
+            self._classes = list(probabilities[0].keys())
+            return np.asarray([[row[c] for c in self._classes] for row in probabilities])
+        return np.asarray(probabilities)
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self._classes
+
+    def close(self) -> None:
+        del self.session
+
+
+def load(path: Path) -> Model:
+    return OnnxModel(path)

@@ -1,0 +1,109 @@
+"""`amms-version.json`: what a version folder holds and how it was made. A version folder is
+complete only when this file exists; its checksums are verified before anything is loaded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from amms_cli import fsio
+from amms_cli.errors import ChecksumMismatch, RepositoryError
+
+MANIFEST_NAME = "amms-version.json"
+FORMAT_VERSION = 1
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class InputInfo(BaseModel):
+    """What is known of the model's input, recorded at publish time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_features_in: int | None = None
+    feature_names_in: list[str] | None = None
+    classes: list[Any] | None = None
+    shape: list[int | None] | None = None  # ndarray models: per-row shape, None = any size
+    dtype: str | None = None
+    example: Any = None
+    has_predict_proba: bool = False
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = FORMAT_VERSION
+    model_name: str
+    version: str
+    created_at: datetime
+    loader: str  # key into amms_cli.loaders.LOADERS: pickle, cloudpickle, joblib, onnx, custom
+    framework: str  # e.g. scikit-learn, xgboost, onnx, custom
+    model_class: str | None = None
+    servable_name: str
+    artifacts: list[Artifact]
+    entrypoint: str  # the artifact the loader opens (a file name, or "." for a custom model folder)
+    python_version: str
+    requirements: dict[str, str] = Field(default_factory=dict)  # distribution -> version it was saved with
+    input: InputInfo = Field(default_factory=InputInfo)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def read_manifest(version_dir: Path) -> Manifest:
+    path = version_dir / MANIFEST_NAME
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise RepositoryError(f"{version_dir.name}: no {MANIFEST_NAME} (incomplete version)") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        raise RepositoryError(f"{version_dir.name}: invalid {MANIFEST_NAME}: {where}: {first['msg']}") from None
+    except OSError as exc:
+        raise RepositoryError(f"{version_dir.name}: cannot read {MANIFEST_NAME}: {exc}") from None
+
+
+def write_manifest(version_dir: Path, manifest: Manifest) -> None:
+    fsio.atomic_write_text(version_dir / MANIFEST_NAME, manifest.to_json())
+
+
+def describe_artifacts(folder: Path) -> list[Artifact]:
+    """Checksums of every regular file under `folder` except the manifest, by relative path."""
+    artifacts = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if relative == MANIFEST_NAME or "__pycache__" in path.parts or not path.is_file():
+            continue
+        artifacts.append(Artifact(name=relative, sha256=fsio.sha256_file(path), size=path.stat().st_size))
+    return artifacts
+
+
+def verify_artifacts(version_dir: Path, manifest: Manifest) -> None:
+    """Raise ChecksumMismatch unless every recorded artifact is inside the folder, a regular file
+    (not a symlink), and has its recorded size and sha256."""
+    root = version_dir.resolve()
+    for artifact in manifest.artifacts:
+        path = version_dir / artifact.name
+        if Path(artifact.name).is_absolute() or not path.resolve().is_relative_to(root):
+            raise ChecksumMismatch(f"{version_dir.name}: manifest names '{artifact.name}' outside its folder")
+        if path.is_symlink():
+            raise ChecksumMismatch(f"{version_dir.name}: '{artifact.name}' is a symlink; refusing to load it")
+        if not path.is_file():
+            raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' is missing")
+        if path.stat().st_size != artifact.size:
+            raise ChecksumMismatch(
+                f"{version_dir.name}: '{artifact.name}' has {path.stat().st_size} bytes, "
+                f"recorded {artifact.size} (tampered or truncated)"
+            )
+        if fsio.sha256_file(path) != artifact.sha256:
+            raise ChecksumMismatch(f"{version_dir.name}: checksum mismatch for '{artifact.name}'")
