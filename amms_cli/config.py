@@ -28,7 +28,7 @@ NAME_HELP = "use lowercase letters, digits, '_', '.', '-', starting with a lette
 
 def check_model_name(name: str) -> str:
     if not NAME_RE.match(name) or ".." in name:
-        raise ValueError(f"model_name '{name}' is not a valid name ({NAME_HELP})")
+        raise ValueError(f"model_name {name!r} is not a valid name ({NAME_HELP})")
     return name
 
 
@@ -78,14 +78,14 @@ class ModelEntry(BaseModel):
     def _known_load_type(cls, value: str) -> str:
         if value not in SOURCE_TYPES:
             known = ", ".join(sorted(SOURCE_TYPES))
-            raise ValueError(f"load_type '{value}' is not supported (known: {known})")
+            raise ValueError(f"load_type {value!r} is not supported (known: {known})")
         return value
 
     @field_validator("servable_name")
     @classmethod
     def _known_servable(cls, value: str | None) -> str | None:
         if value is not None and value not in SERVABLE_NAMES:
-            raise ValueError(f"servable_name '{value}' is not a servable (known: {', '.join(SERVABLE_NAMES)})")
+            raise ValueError(f"servable_name {value!r} is not a servable (known: {', '.join(SERVABLE_NAMES)})")
         return value
 
     @field_validator("pinned_versions")
@@ -93,13 +93,15 @@ class ModelEntry(BaseModel):
     def _exact_versions(cls, value: list[str]) -> list[str]:
         for text in value:
             if not Version.is_valid(text):
-                raise ValueError(f"pinned_versions '{text}' is not an exact version like 1.2.3")
+                raise ValueError(f"pinned_versions {text!r} is not an exact version like 1.2.3")
         return value
 
     @model_validator(mode="after")
-    def _non_empty_url(self) -> ModelEntry:
+    def _usable_url(self) -> ModelEntry:
         if not self.load_url.strip():
             raise ValueError("load_url must not be empty")
+        if "\0" in self.load_url:
+            raise ValueError("load_url must not contain a NUL character")
         return self
 
     @property
@@ -152,6 +154,10 @@ def parse_config(text: str, path: Path, label: str | None = None) -> AmmsConfig:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise ConfigError(f"{label}: invalid JSON: {exc}") from None
     if not isinstance(raw, list):
         raise ConfigError(
             f"{label}: expected a JSON list of model entries, got {_json_kind(raw)}",
@@ -167,7 +173,7 @@ def _parse_entry(item: Any, number: int, label: str) -> ModelEntry:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected an object with model_name, got {_json_kind(item)}")
     if isinstance(item.get("model_name"), str):
-        where += f" (model '{item['model_name']}')"
+        where += f" (model {item['model_name']!r})"
     try:
         return ModelEntry.model_validate(item)
     except ValidationError as exc:
@@ -186,14 +192,18 @@ def _describe(exc: ValidationError) -> str:
         return f"missing required key '{loc}'"
     if error["type"] == "value_error":
         return str(error["ctx"]["error"])
-    return f"{loc}: {error['msg']} (got {error['input']!r})"
+    return f"{loc}: {error['msg']} (got {_shorten(repr(error['input']))})"
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_unique_names(models: list[ModelEntry], label: str) -> None:
     seen: set[str] = set()
     for number, entry in enumerate(models, start=1):
         if entry.model_name in seen:
-            raise ConfigError(f"{label}: entry {number} (model '{entry.model_name}'): model_name is used twice")
+            raise ConfigError(f"{label}: entry {number} (model {entry.model_name!r}): model_name is used twice")
         seen.add(entry.model_name)
 
 

@@ -9,8 +9,10 @@ from typing import Literal
 
 from amms_cli.errors import VersionSyntaxError
 
-_VERSION_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
-_PATTERN_RE = re.compile(r"^(0|[1-9]\d{0,8})(?:\.(0|[1-9]\d{0,8}))?\.x$")
+# [0-9] because \d also matches other scripts' digits; callers use fullmatch because `$` allows a final "\n"
+_NUMBER = r"(0|[1-9][0-9]{0,8})"
+_VERSION_RE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}")
+_PATTERN_RE = re.compile(rf"{_NUMBER}(?:\.{_NUMBER})?\.x")
 PATTERN_HELP = "use 1.x, 1.2.x, 1.2.3 or latest"
 
 BumpPart = Literal["major", "minor", "patch"]
@@ -26,14 +28,14 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        match = _VERSION_RE.match(text)
+        match = _VERSION_RE.fullmatch(text)
         if match is None:
-            raise VersionSyntaxError(f"'{text}' is not a version (expected MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+            raise VersionSyntaxError(f"{text!r} is not a version (expected MAJOR.MINOR.PATCH, e.g. 1.0.0)")
         return cls(int(match[1]), int(match[2]), int(match[3]))
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
-        return _VERSION_RE.match(text) is not None
+        return _VERSION_RE.fullmatch(text) is not None
 
     def bump(self, part: BumpPart) -> Version:
         if part == "major":
@@ -61,9 +63,9 @@ class VersionPattern:
             return cls(text)
         if Version.is_valid(text):
             return cls(text, exact=Version.parse(text))
-        match = _PATTERN_RE.match(text)
+        match = _PATTERN_RE.fullmatch(text)
         if match is None:
-            raise VersionSyntaxError(f"'{text}' is not a version pattern ({PATTERN_HELP})")
+            raise VersionSyntaxError(f"{text!r} is not a version pattern ({PATTERN_HELP})")
         minor = int(match[2]) if match[2] is not None else None
         return cls(text, major=int(match[1]), minor=minor)
 

@@ -1,0 +1,3 @@
+from amms_cli.cli import main
+
+main()

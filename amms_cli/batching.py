@@ -1,0 +1,134 @@
+"""Adaptive batching: a Batcher object wrapped around one loaded version.
+
+A request that arrives while the model is idle is dispatched at once (batching never adds latency at
+low load). Requests that arrive while a batch is running wait for it and are merged into the next
+batch, up to `max_batch_size` rows; a request never waits longer than `max_wait_ms` for the model:
+after that a second batch runs beside the first. When a merged batch fails, each request is retried
+alone, so one bad request does not fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from amms_cli.errors import AmmsError
+from amms_cli.inference import Prediction, RawOutput, predict, run_model, to_prediction
+from amms_cli.loaders import Model
+from amms_cli.servables import Servable, split_rows
+
+MAX_PARALLEL_BATCHES = 2
+
+
+@dataclass(slots=True)
+class _Request:
+    model_input: Any
+    rows: int
+    proba: bool
+    future: asyncio.Future[Prediction]
+
+
+class Batcher:
+    def __init__(
+        self,
+        model: Model,
+        servable: Servable,
+        executor: Executor,
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.servable = servable
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000
+        self.on_batch = on_batch
+        self.pending: list[_Request] = []
+        self.running = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def submit(self, model_input: Any, proba: bool) -> Prediction:
+        loop = asyncio.get_running_loop()
+        request = _Request(model_input, self.servable.count(model_input), proba, loop.create_future())
+        self.pending.append(request)
+        if self.running == 0 or self._pending_rows() >= self.max_batch_size:
+            self._dispatch()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._on_timer)
+        return await request.future
+
+    def _pending_rows(self) -> int:
+        return sum(r.rows for r in self.pending)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.pending:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self.running >= MAX_PARALLEL_BATCHES or not self.pending:
+            return
+        batch, rows = [], 0
+        while self.pending and (not batch or rows + self.pending[0].rows <= self.max_batch_size):
+            request = self.pending.pop(0)
+            batch.append(request)
+            rows += request.rows
+        self.running += 1
+        asyncio.get_running_loop().create_task(self._run(batch, rows))
+
+    async def _run(self, batch: list[_Request], rows: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if len(batch) == 1:
+                only = batch[0]
+                result = await loop.run_in_executor(self.executor, predict, self.model, only.model_input, only.proba)
+                _settle(only.future, result)
+            else:
+                parts = await loop.run_in_executor(self.executor, self._predict_merged, batch)
+                for request, part in zip(batch, parts, strict=True):
+                    _settle(request.future, part)
+            if self.on_batch is not None:
+                self.on_batch(rows)
+        except BaseException as exc:
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+        finally:
+            self.running -= 1
+            if self.pending:
+                self._dispatch()
+
+    def _predict_merged(self, batch: list[_Request]) -> list[Prediction | BaseException]:
+        proba = any(r.proba for r in batch)
+        merged = self.servable.concat([r.model_input for r in batch])
+        try:
+            raw = run_model(self.model, merged, proba)
+        except AmmsError:
+            return [self._alone(r) for r in batch]
+        counts = [r.rows for r in batch]
+        predictions = split_rows(raw.predictions, counts)
+        probabilities = split_rows(raw.probabilities, counts) if raw.probabilities is not None else None
+        parts: list[Prediction | BaseException] = []
+        for index, request in enumerate(batch):
+            part_proba = probabilities[index] if probabilities is not None and request.proba else None
+            parts.append(to_prediction(self.model, RawOutput(predictions[index], part_proba)))
+        return parts
+
+    def _alone(self, request: _Request) -> Prediction | BaseException:
+        try:
+            return predict(self.model, request.model_input, request.proba)
+        except AmmsError as exc:
+            return exc
+
+
+def _settle(future: asyncio.Future[Prediction], result: Prediction | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

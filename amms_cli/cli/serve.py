@@ -1,0 +1,74 @@
+"""`amms serve`: run the server for every configured model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
+from amms_cli.config import load_config
+from amms_cli.console import err
+
+
+@app.command()
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each loads every model).")] = 1,
+    watch: Annotated[bool, typer.Option("--watch", help="Reload new versions and config edits live.")] = False,
+    poll: Annotated[
+        float | None, typer.Option(help="Watch by polling every N seconds (network shares, some bind mounts).")
+    ] = None,
+    body_limit_mib: Annotated[float, typer.Option("--body-limit-mib", help="Largest request body accepted.")] = 16.0,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds to let in-flight requests finish on shutdown or unload.")
+    ] = 30.0,
+    predict_threads: Annotated[int, typer.Option(help="Threads that run predictions off the event loop.")] = 4,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Run in a Docker container (built first if absent).")
+    ] = False,
+    tag: Annotated[str | None, typer.Option(help="With --docker: the image to run.")] = None,
+) -> None:
+    """Serve every model in the config over HTTP (native, TensorFlow Serving and v2 protocols).
+
+    Set AMMS_ADMIN_TOKEN to enable the /admin management API.
+
+    Example: [bold]amms serve --watch --port 8000[/]
+    """
+    if docker:
+        from amms_cli.cli.build import serve_in_docker
+
+        serve_in_docker(config, tag, port)
+        return
+    from amms_cli.server.run import run
+    from amms_cli.server.settings import ServeSettings
+
+    loaded = load_config(config)  # a bad config is one clear line here, before uvicorn starts
+    settings = ServeSettings(
+        config_path=Path(config).absolute(),
+        host=host,
+        port=port,
+        workers=workers,
+        watch=watch,
+        poll_s=poll,
+        body_limit_bytes=int(body_limit_mib * 1024 * 1024),
+        drain_timeout_s=drain_timeout,
+        predict_threads=predict_threads,
+        admin_token=os.environ.get("AMMS_ADMIN_TOKEN") or None,
+        log_level=log_level.lower(),
+        access_log=access_log,
+    )
+    mode = " (watching for changes)" if settings.watching else ""
+    err.print(
+        f"Serving {len(loaded.models)} model(s) from {escape(str(config))} on http://{host}:{port}{mode}; docs at /docs"
+    )
+    run(settings)

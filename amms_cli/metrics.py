@@ -1,0 +1,50 @@
+"""The Prometheus collectors of one server, owned by a Metrics object that is passed around."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "amms_requests_total",
+            "Inference requests by model, version, protocol and HTTP status code.",
+            ["model", "version", "protocol", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "amms_request_duration_seconds",
+            "Inference request latency from body read to response, in seconds.",
+            ["model", "version", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.load_seconds = Histogram(
+            "amms_model_load_duration_seconds",
+            "Time to verify, load and smoke-check one model version.",
+            ["model"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.loaded_versions = Gauge(
+            "amms_loaded_versions", "Model versions loaded in memory.", ["model"], registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "amms_batch_size_rows",
+            "Rows per model call made by adaptive batching.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
+        self.requests.labels(model, version, protocol, str(code)).inc()
+        self.latency.labels(model, version, protocol).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

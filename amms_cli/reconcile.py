@@ -1,0 +1,295 @@
+"""Converge what is loaded on what the config and the repository ask for.
+
+`plan_model` is pure: from an entry, the versions on disk and the versions known to fail, it says
+which version to serve and which to keep loaded. `Reconciler` applies plans: load in a thread (checksums,
+load, smoke check on the recorded example), swap the snapshot, then drain and unload what is no longer
+wanted. One reconcile runs at a time; triggers that arrive meanwhile are folded into one more run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from amms_cli.batching import Batcher
+from amms_cli.config import AmmsConfig, ModelEntry, load_config
+from amms_cli.errors import AmmsError, ConfigError, ModelLoadError
+from amms_cli.inference import predict
+from amms_cli.loaders import load_version
+from amms_cli.metrics import Metrics
+from amms_cli.registry import LoadedVersion, ModelView, Registry, VersionState, VersionStatus
+from amms_cli.repository import ModelOnDisk, VersionOnDisk, scan_model
+from amms_cli.servables import get_servable
+from amms_cli.versions import Version
+
+log = logging.getLogger("amms.reconcile")
+Fingerprint = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    serve: VersionOnDisk | None
+    keep: tuple[VersionOnDisk, ...]  # serve first, then pinned versions
+
+
+def plan_model(entry: ModelEntry, on_disk: ModelOnDisk, failed: frozenset[Version]) -> ModelPlan:
+    serve = on_disk.resolve(entry.pattern, failed)
+    keep = [serve] if serve else []
+    for text in entry.pinned_versions:
+        pinned = on_disk.get(Version.parse(text))
+        if pinned is not None and pinned.ok and pinned.version not in failed and pinned not in keep:
+            keep.append(pinned)
+    return ModelPlan(serve, tuple(keep))
+
+
+def fingerprint(item: VersionOnDisk) -> Fingerprint:
+    """Identifies one publication of a version folder, so a re-published folder is tried again."""
+    try:
+        stat = (item.path / "amms-version.json").stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_ino, stat.st_mtime_ns)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        registry: Registry,
+        config: AmmsConfig,
+        metrics: Metrics,
+        load_executor: Executor,
+        drain_timeout_s: float = 30.0,
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.metrics = metrics
+        self.load_executor = load_executor
+        self.drain_timeout_s = drain_timeout_s
+        self.failed: dict[tuple[str, Version], tuple[Fingerprint, str]] = {}
+        self.held: set[str] = set()  # models unloaded through the admin API
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def reload_config(self) -> bool:
+        """Re-read the config file; an invalid or missing file is logged and the running config stays."""
+        try:
+            config = load_config(self.config.path)
+        except ConfigError as exc:
+            log.error("config change ignored, the running config stays: %s", exc.message)
+            return False
+        if config != self.config:
+            log.info("config changed: %d model(s)", len(config.models))
+        self.config = config
+        return True
+
+    async def reconcile(self) -> None:
+        """Run one pass; if one is running, ask it to run once more and return when that is done."""
+        if self._lock.locked():
+            self._again = True
+        async with self._lock:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._pass()
+
+    async def _pass(self) -> None:
+        models = dict(self.registry.snapshot.models)
+        wanted = {entry.model_name: entry for entry in self.config.models if entry.model_name not in self.held}
+        for name in [n for n in models if n not in wanted]:
+            self._retire(models.pop(name).loaded.values())
+            with contextlib.suppress(KeyError):
+                self.metrics.loaded_versions.remove(name)
+            log.info("model '%s' removed", name)
+        for name, entry in wanted.items():
+            models[name] = await self._converge(entry, models.get(name), models)
+        self.registry.publish(models, ready=True)
+
+    def _gauged(self) -> set[str]:
+        return {
+            sample.labels["model"] for metric in self.metrics.loaded_versions.collect() for sample in metric.samples
+        }
+
+    async def _converge(self, entry: ModelEntry, view: ModelView | None, models: dict[str, ModelView]) -> ModelView:
+        if view is None or view.entry != entry:
+            view = ModelView(
+                entry,
+                view.served if view else None,
+                dict(view.loaded) if view else {},
+                dict(view.statuses) if view else {},
+            )
+        on_disk = scan_model(self.config.model_dir(entry), entry.model_name)
+        for warning in on_disk.warnings:
+            log.debug("%s", warning)
+        while True:
+            plan = plan_model(entry, on_disk, self._failed_versions(entry.model_name, on_disk))
+            missing = [item for item in plan.keep if str(item.version) not in view.loaded]
+            if not missing:
+                break
+            item = missing[0]
+            view = await self._load(entry, item, view, models)
+        return self._finish(entry, on_disk, plan, view)
+
+    def _failed_versions(self, name: str, on_disk: ModelOnDisk) -> frozenset[Version]:
+        failed = set()
+        for item in on_disk.versions:
+            record = self.failed.get((name, item.version))
+            if record is not None and record[0] == fingerprint(item):
+                failed.add(item.version)
+        return frozenset(failed)
+
+    async def _load(
+        self, entry: ModelEntry, item: VersionOnDisk, view: ModelView, models: dict[str, ModelView]
+    ) -> ModelView:
+        name, key = entry.model_name, str(item.version)
+        view = replace(view, statuses={**view.statuses, key: VersionStatus(item.version, VersionState.LOADING)})
+        models[name] = view
+        self.registry.publish(dict(models))
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            loaded = await asyncio.wait_for(
+                loop.run_in_executor(self.load_executor, load_checked, entry, item), entry.load_timeout_s
+            )
+        except TimeoutError:
+            return self._fail(view, item, f"load took longer than load_timeout_s={entry.load_timeout_s:g}")
+        except AmmsError as exc:
+            return self._fail(view, item, exc.message)
+        except Exception as exc:
+            return self._fail(view, item, f"{type(exc).__name__}: {exc}")
+        seconds = time.perf_counter() - started
+        self.metrics.load_seconds.labels(name).observe(seconds)
+        self._attach_batcher(entry, loaded)
+        log.info("model '%s' version %s loaded in %.2f s", name, key, seconds)
+        status = VersionStatus(item.version, VersionState.AVAILABLE, None, loaded.manifest.framework, seconds)
+        return replace(view, loaded={**view.loaded, key: loaded}, statuses={**view.statuses, key: status})
+
+    def _fail(self, view: ModelView, item: VersionOnDisk, reason: str) -> ModelView:
+        name = view.entry.model_name
+        log.error("model '%s' version %s FAILED: %s", name, item.version, reason)
+        self.failed[(name, item.version)] = (fingerprint(item), reason)
+        status = VersionStatus(item.version, VersionState.FAILED, reason)
+        return replace(view, statuses={**view.statuses, str(item.version): status})
+
+    def _attach_batcher(self, entry: ModelEntry, loaded: LoadedVersion) -> None:
+        if entry.max_batch_size > 1 and loaded.servable.batchable:
+            histogram = self.metrics.batch_size.labels(entry.model_name)
+            loaded.batcher = Batcher(
+                loaded.model,
+                loaded.servable,
+                self.registry.executor,
+                entry.max_batch_size,
+                entry.max_wait_ms,
+                on_batch=histogram.observe,
+            )
+
+    def _finish(self, entry: ModelEntry, on_disk: ModelOnDisk, plan: ModelPlan, view: ModelView) -> ModelView:
+        """Swap in the planned served version, retire what is no longer wanted, describe every version."""
+        keep = {str(item.version) for item in plan.keep}
+        loaded = {k: v for k, v in view.loaded.items() if k in keep}
+        self._retire(v for k, v in view.loaded.items() if k not in keep)
+        served = loaded.get(str(plan.serve.version)) if plan.serve else None
+        if served is not None and (view.served is None or view.served.version != served.version):
+            log.info("model '%s' now serves version %s", entry.model_name, served.version_text)
+        statuses = describe(entry, on_disk, plan, view.statuses, loaded, self.failed)
+        self.metrics.loaded_versions.labels(entry.model_name).set(len(loaded))
+        return ModelView(entry, served, loaded, statuses)
+
+    def _retire(self, versions: Iterable[LoadedVersion]) -> None:
+        for version in versions:
+            task = asyncio.get_running_loop().create_task(self._unload(version))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _unload(self, version: LoadedVersion) -> None:
+        drained = await version.drain(self.drain_timeout_s)
+        if not drained:
+            log.warning(
+                "model '%s' version %s still had %d request(s) after %.0f s; unloading anyway",
+                version.name,
+                version.version_text,
+                version.in_flight,
+                self.drain_timeout_s,
+            )
+        version.model.close()
+        version.batcher = None
+        gc.collect()
+        log.info("model '%s' version %s unloaded", version.name, version.version_text)
+
+    async def hold(self, name: str) -> None:
+        self.held.add(name)
+        await self.reconcile()
+
+    async def release(self, name: str) -> None:
+        self.held.discard(name)
+        for key in [k for k in self.failed if k[0] == name]:
+            del self.failed[key]
+        await self.reconcile()
+
+    async def wait_idle(self) -> None:
+        """Wait for background unloads (used by shutdown and tests)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def load_checked(entry: ModelEntry, item: VersionOnDisk) -> LoadedVersion:
+    """Verify, load and smoke-check one version (runs in a worker thread)."""
+    manifest = item.manifest
+    if manifest is None:
+        raise ModelLoadError(item.problem or "no manifest")
+    model = load_version(item.path, manifest)
+    servable = get_servable(entry.servable_name or manifest.servable_name)
+    example = servable.example(manifest.input)
+    if example is not None:
+        try:
+            predict(model, servable.parse(example, manifest.input), False)
+        except AmmsError as exc:
+            model.close()
+            raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
+    return LoadedVersion(entry.model_name, item.version, manifest, model, servable)
+
+
+def describe(
+    entry: ModelEntry,
+    on_disk: ModelOnDisk,
+    plan: ModelPlan,
+    previous: dict[str, VersionStatus],
+    loaded: dict[str, LoadedVersion],
+    failed: dict[tuple[str, Version], tuple[Fingerprint, str]],
+) -> dict[str, VersionStatus]:
+    """The state of every version on disk (and of loaded ones whose folder is gone)."""
+    statuses: dict[str, VersionStatus] = {}
+    for item in on_disk.versions:
+        key = str(item.version)
+        record = failed.get((entry.model_name, item.version))
+        if key in loaded:
+            statuses[key] = previous.get(key) or VersionStatus(item.version, VersionState.AVAILABLE)
+        elif record is not None and record[0] == fingerprint(item):
+            statuses[key] = VersionStatus(item.version, VersionState.FAILED, record[1])
+        else:
+            statuses[key] = VersionStatus(item.version, VersionState.UNLOADED, _why_unloaded(entry, item, plan))
+    for key, version in loaded.items():
+        statuses.setdefault(key, VersionStatus(version.version, VersionState.AVAILABLE, "folder removed from disk"))
+    return statuses
+
+
+def _why_unloaded(entry: ModelEntry, item: VersionOnDisk, plan: ModelPlan) -> str:
+    if item.problem:
+        return item.problem
+    if not entry.pattern.matches(item.version):
+        return f"does not match aspired_version {entry.aspired_version}"
+    if plan.serve is not None:
+        return f"version {plan.serve.version} is served"
+    return "not selected"
+
+
+def config_watch_paths(config: AmmsConfig) -> list[Path]:
+    roots = {entry.source(config.base_dir).watch_root() for entry in config.models}
+    return [config.path, *sorted(roots)]

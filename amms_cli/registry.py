@@ -1,0 +1,162 @@
+"""Models in memory: an immutable snapshot of every configured model, its loaded versions and the
+state of each version seen on disk. Requests read the current snapshot without locks; the
+reconciler builds a new one and swaps it in one assignment.
+
+All mutations happen on the event loop thread (the reconciler is a coroutine), so leases
+(in-flight counts used to drain a version before it is unloaded) need no locks either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from amms_cli.batching import Batcher
+from amms_cli.config import ModelEntry
+from amms_cli.errors import ModelNotReady, NotFound
+from amms_cli.loaders import Model
+from amms_cli.manifest import InputInfo, Manifest
+from amms_cli.servables import Servable
+from amms_cli.versions import Version
+
+
+class VersionState(StrEnum):
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    FAILED = "FAILED"
+    UNLOADED = "UNLOADED"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: Version
+    state: VersionState
+    reason: str | None = None
+    framework: str | None = None
+    load_seconds: float | None = None
+    changed_at: float = field(default_factory=time.time)
+
+
+class LoadedVersion:
+    """A model version in memory, with its servable and how many requests are using it."""
+
+    def __init__(self, name: str, version: Version, manifest: Manifest, model: Model, servable: Servable) -> None:
+        self.name = name
+        self.version = version
+        self.version_text = str(version)
+        self.manifest = manifest
+        self.model = model
+        self.servable = servable
+        self.info: InputInfo = manifest.input
+        self.batcher: Batcher | None = None
+        self.in_flight = 0
+        self.retired = False
+        self._drained: asyncio.Event | None = None
+
+    def acquire(self) -> None:
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Mark retired and wait until no request uses this version; False on timeout."""
+        self.retired = True
+        if self.in_flight == 0:
+            return True
+        self._drained = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One configured model: which version is served, which are loaded, and every version's state."""
+
+    entry: ModelEntry
+    served: LoadedVersion | None = None
+    loaded: dict[str, LoadedVersion] = field(default_factory=dict)
+    statuses: dict[str, VersionStatus] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.entry.model_name
+
+    def sorted_statuses(self) -> list[VersionStatus]:
+        return sorted(self.statuses.values(), key=lambda s: s.version)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    models: dict[str, ModelView] = field(default_factory=dict)
+    generation: int = 0
+    ready: bool = False  # the first reconcile has finished
+
+
+class Registry:
+    """Owns the current snapshot and the executor that runs predictions off the event loop."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.snapshot = Snapshot()
+        self.executor = executor
+        self.listeners: list[Callable[[Snapshot], None]] = []
+
+    def publish(self, models: dict[str, ModelView], ready: bool | None = None) -> Snapshot:
+        current = self.snapshot
+        self.snapshot = Snapshot(models, current.generation + 1, current.ready if ready is None else ready)
+        for listener in self.listeners:
+            listener(self.snapshot)
+        return self.snapshot
+
+    def view(self, name: str) -> ModelView:
+        view = self.snapshot.models.get(name)
+        if view is None:
+            known = ", ".join(sorted(self.snapshot.models)) or "none"
+            raise NotFound(f"model '{name}' not found (models: {known})")
+        return view
+
+    def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
+        """The loaded version a request should use: the served one, or an exact loaded one."""
+        view = self.view(name)
+        if version is None:
+            if view.served is not None:
+                return view.served
+            raise ModelNotReady(f"model '{name}' has no available version ({_why_not(view)})")
+        loaded = view.loaded.get(version)
+        if loaded is not None:
+            return loaded
+        status = view.statuses.get(version)
+        if status is not None and status.state == VersionState.LOADING:
+            raise ModelNotReady(f"model '{name}' version {version} is loading")
+        routable = ", ".join(sorted(view.loaded, key=Version.parse)) or "none"
+        detail = f" ({status.state}: {status.reason})" if status is not None and status.reason else ""
+        raise NotFound(f"model '{name}' has no loaded version {version}{detail} (loaded: {routable})")
+
+    def is_ready(self) -> bool:
+        snapshot = self.snapshot
+        return snapshot.ready and all(view.served is not None for view in snapshot.models.values())
+
+
+def _why_not(view: ModelView) -> str:
+    statuses = view.sorted_statuses()
+    if not statuses:
+        return "no versions on disk match " + view.entry.aspired_version
+    if any(s.state == VersionState.LOADING for s in statuses):
+        return "loading"
+    failed = [s for s in statuses if s.state == VersionState.FAILED]
+    if failed:
+        return f"{failed[-1].version} FAILED: {failed[-1].reason}"
+    return "no version matches " + view.entry.aspired_version
+
+
+def with_status(view: ModelView, status: VersionStatus) -> ModelView:
+    return replace(view, statuses={**view.statuses, str(status.version): status})

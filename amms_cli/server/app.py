@@ -1,0 +1,59 @@
+"""create_app(settings): the FastAPI app, its routes and a lifespan that owns the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from amms_cli import __version__
+from amms_cli.config import load_config
+from amms_cli.runtime import Runtime, RuntimeOptions
+from amms_cli.server import errors
+from amms_cli.server.dataplane import DataPlane
+from amms_cli.server.openapi import DESCRIPTION, OpenAPIDocument
+from amms_cli.server.routes import health, native
+from amms_cli.server.settings import ServeSettings
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        options = RuntimeOptions(
+            predict_threads=settings.predict_threads,
+            drain_timeout_s=settings.drain_timeout_s,
+            watch=settings.watch,
+            poll_s=settings.poll_s,
+            debounce_ms=settings.debounce_ms,
+        )
+        runtime = Runtime.start(load_config(settings.config_path), options)
+        app.openapi = OpenAPIDocument(app, lambda: runtime.registry.snapshot)  # type: ignore[method-assign]
+        try:
+            yield {
+                "plane": DataPlane(runtime.registry, runtime.metrics),
+                "settings": settings,
+                "runtime": runtime,
+            }
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="amms",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+        default_response_class=Response,
+    )
+    errors.install(app)
+    for router in (health.router, native.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory each `--workers N` process calls (settings travel in an environment variable)."""
+    return create_app(ServeSettings.from_env())

@@ -1,0 +1,63 @@
+"""Protocol-neutral operations behind every route: infer, readiness, metadata, and request metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from amms_cli.errors import InvalidInput
+from amms_cli.inference import Prediction, predict
+from amms_cli.metrics import Metrics
+from amms_cli.registry import LoadedVersion, ModelView, Registry
+
+UNKNOWN_MODEL = "<unknown>"  # metrics label for names that are not configured (bounded cardinality)
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    model: LoadedVersion
+    prediction: Prediction
+
+
+class DataPlane:
+    def __init__(self, registry: Registry, metrics: Metrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+
+    async def infer(self, name: str, version: str | None, inputs: Any, proba: bool = False) -> InferResult:
+        loaded = self.registry.resolve(name, version)
+        model_input = loaded.servable.parse(inputs, loaded.info)
+        if proba and not loaded.model.has_predict_proba:
+            raise InvalidInput(f"model '{name}' gives no class probabilities")
+        loaded.acquire()
+        try:
+            if loaded.batcher is not None:
+                prediction = await loaded.batcher.submit(model_input, proba)
+            else:
+                loop = asyncio.get_running_loop()
+                prediction = await loop.run_in_executor(
+                    self.registry.executor, predict, loaded.model, model_input, proba
+                )
+        finally:
+            loaded.release()
+        return InferResult(loaded, prediction)
+
+    def record(self, name: str, version: str | None, protocol: str, code: int, started: float) -> None:
+        if name not in self.registry.snapshot.models:
+            name, version = UNKNOWN_MODEL, ""
+        self.metrics.observe_request(name, version or "", protocol, code, time.perf_counter() - started)
+
+    def view(self, name: str) -> ModelView:
+        return self.registry.view(name)
+
+    def views(self) -> list[ModelView]:
+        return [self.registry.snapshot.models[name] for name in sorted(self.registry.snapshot.models)]
+
+    def is_ready(self) -> bool:
+        return self.registry.is_ready()
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        view = self.registry.view(name)
+        return view.served is not None if version is None else version in view.loaded

@@ -1,0 +1,1 @@
+"""Routes, one module per protocol. All of them call the DataPlane found in request.state."""

@@ -1,0 +1,32 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from amms_cli.server.bodies import json_response
+from amms_cli.server.routes.common import plane
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", summary="The process is up")
+async def live() -> Response:
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", summary="Every configured model has a served version")
+async def ready(request: Request) -> Response:
+    dataplane = plane(request)
+    if dataplane.is_ready():
+        return json_response({"ready": True})
+    waiting = [view.name for view in dataplane.views() if view.served is None]
+    return json_response({"ready": False, "error": f"not ready: waiting for {waiting or 'the first load'}"}, 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(plane(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)

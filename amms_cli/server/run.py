@@ -1,0 +1,40 @@
+"""Run the app under uvicorn (uvloop + httptools), in one process or several workers."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from amms_cli.server.app import create_app
+from amms_cli.server.settings import SETTINGS_ENV, ServeSettings
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["amms"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config["formatters"]["default"]["fmt"] = "%(asctime)s %(levelprefix)s %(name)s: %(message)s"
+    return config
+
+
+def run(settings: ServeSettings) -> None:
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": settings.access_log,
+        "log_level": settings.log_level,
+        "log_config": logging_config(settings.log_level),
+        "timeout_graceful_shutdown": settings.drain_timeout_s,
+        "timeout_keep_alive": 5,
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run("amms_cli.server.app:app_from_env", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
