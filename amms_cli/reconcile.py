@@ -76,19 +76,24 @@ class Reconciler:
         self.held: set[str] = set()  # models unloaded through the admin API
         self._lock = asyncio.Lock()
         self._again = False
+        self._last_config_error: str | None = None
         self._background: set[asyncio.Task[None]] = set()
 
-    async def reload_config(self) -> bool:
-        """Re-read the config file; an invalid or missing file is logged and the running config stays."""
+    async def reload_config(self) -> str | None:
+        """Re-read the config file. An invalid or missing file is logged, the running config stays,
+        and the problem is returned; None means the file was read."""
         try:
             config = load_config(self.config.path)
         except ConfigError as exc:
-            log.error("config change ignored, the running config stays: %s", exc.message)
-            return False
+            if exc.message != self._last_config_error:
+                log.error("config change ignored, the running config stays: %s", exc.message)
+            self._last_config_error = exc.message
+            return exc.message
         if config != self.config:
             log.info("config changed: %d model(s)", len(config.models))
         self.config = config
-        return True
+        self._last_config_error = None
+        return None
 
     async def reconcile(self) -> None:
         """Run one pass; if one is running, ask it to run once more and return when that is done."""
@@ -102,14 +107,17 @@ class Reconciler:
 
     async def _pass(self) -> None:
         models = dict(self.registry.snapshot.models)
-        wanted = {entry.model_name: entry for entry in self.config.models if entry.model_name not in self.held}
+        wanted = {entry.model_name: entry for entry in self.config.models}
         for name in [n for n in models if n not in wanted]:
             self._retire(models.pop(name).loaded.values())
             with contextlib.suppress(KeyError):
                 self.metrics.loaded_versions.remove(name)
             log.info("model '%s' removed", name)
         for name, entry in wanted.items():
-            models[name] = await self._converge(entry, models.get(name), models)
+            if name in self.held:
+                models[name] = self._held_view(entry, models.get(name))
+            else:
+                models[name] = await self._converge(entry, models.get(name), models)
         self.registry.publish(models, ready=True)
 
     def _gauged(self) -> set[str]:
@@ -136,6 +144,18 @@ class Reconciler:
             item = missing[0]
             view = await self._load(entry, item, view, models)
         return self._finish(entry, on_disk, plan, view)
+
+    def _held_view(self, entry: ModelEntry, view: ModelView | None) -> ModelView:
+        """A model unloaded through the admin API: nothing loaded, every version UNLOADED."""
+        if view is not None:
+            self._retire(view.loaded.values())
+        on_disk = scan_model(self.config.model_dir(entry), entry.model_name)
+        statuses = {
+            str(item.version): VersionStatus(item.version, VersionState.UNLOADED, "unloaded through the admin API")
+            for item in on_disk.versions
+        }
+        self.metrics.loaded_versions.labels(entry.model_name).set(0)
+        return ModelView(entry, None, {}, statuses)
 
     def _failed_versions(self, name: str, on_disk: ModelOnDisk) -> frozenset[Version]:
         failed = set()

@@ -150,6 +150,8 @@ def _why_not(view: ModelView) -> str:
     statuses = view.sorted_statuses()
     if not statuses:
         return "no versions on disk match " + view.entry.aspired_version
+    if all(s.state == VersionState.UNLOADED for s in statuses) and statuses[-1].reason:
+        return statuses[-1].reason
     if any(s.state == VersionState.LOADING for s in statuses):
         return "loading"
     failed = [s for s in statuses if s.state == VersionState.FAILED]

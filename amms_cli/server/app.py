@@ -15,7 +15,7 @@ from amms_cli.runtime import Runtime, RuntimeOptions
 from amms_cli.server import errors
 from amms_cli.server.dataplane import DataPlane
 from amms_cli.server.openapi import DESCRIPTION, OpenAPIDocument
-from amms_cli.server.routes import health, native
+from amms_cli.server.routes import admin, health, native, tfserving, v2
 from amms_cli.server.settings import ServeSettings
 
 
@@ -49,7 +49,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         default_response_class=Response,
     )
     errors.install(app)
-    for router in (health.router, native.router):
+    for router in (health.router, native.router, admin.router, tfserving.router, v2.router):
         app.include_router(router)
     return app
 
