@@ -12,17 +12,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from amms_cli.batching import Batcher
 from amms_cli.config import AmmsConfig, ModelEntry, load_config
 from amms_cli.errors import AmmsError, ConfigError, ModelLoadError
 from amms_cli.inference import predict
-from amms_cli.loaders import load_version
+from amms_cli.loaders import RUNS_CODE, load_version
 from amms_cli.metrics import Metrics
 from amms_cli.registry import LoadedVersion, ModelView, Registry, VersionState, VersionStatus
 from amms_cli.repository import ModelOnDisk, VersionOnDisk, scan_model
@@ -31,6 +32,7 @@ from amms_cli.versions import Version
 
 log = logging.getLogger("amms.reconcile")
 Fingerprint = tuple[int, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,14 @@ class Reconciler:
         registry: Registry,
         config: AmmsConfig,
         metrics: Metrics,
-        load_executor: Executor,
         drain_timeout_s: float = 30.0,
+        allowed_loaders: frozenset[str] | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
         self.metrics = metrics
-        self.load_executor = load_executor
         self.drain_timeout_s = drain_timeout_s
+        self.allowed_loaders = allowed_loaders
         self.failed: dict[tuple[str, Version], tuple[Fingerprint, str]] = {}
         self.held: set[str] = set()  # models unloaded through the admin API
         self._lock = asyncio.Lock()
@@ -113,6 +115,10 @@ class Reconciler:
             with contextlib.suppress(KeyError):
                 self.metrics.loaded_versions.remove(name)
             log.info("model '%s' removed", name)
+        new_names = [name for name in wanted if name not in models]
+        if new_names:  # visible (as loading) at once, before the slow part
+            models.update({name: ModelView(wanted[name], pending=True) for name in new_names})
+            self.registry.publish(dict(models))
         for name, entry in wanted.items():
             if name in self.held:
                 models[name] = self._held_view(entry, models.get(name))
@@ -173,10 +179,9 @@ class Reconciler:
         models[name] = view
         self.registry.publish(dict(models))
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
             loaded = await asyncio.wait_for(
-                loop.run_in_executor(self.load_executor, load_checked, entry, item), entry.load_timeout_s
+                in_daemon_thread(load_checked, entry, item, self.allowed_loaders), entry.load_timeout_s
             )
         except TimeoutError:
             return self._fail(view, item, f"load took longer than load_timeout_s={entry.load_timeout_s:g}")
@@ -259,11 +264,45 @@ class Reconciler:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def load_checked(entry: ModelEntry, item: VersionOnDisk) -> LoadedVersion:
+def in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run `function` in a daemon thread: a load that hangs past its timeout is abandoned and cannot
+    keep the process from exiting (executor threads would be joined at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name="amms-load", daemon=True).start()
+    return future
+
+
+def load_checked(
+    entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None = None
+) -> LoadedVersion:
     """Verify, load and smoke-check one version (runs in a worker thread)."""
     manifest = item.manifest
     if manifest is None:
         raise ModelLoadError(item.problem or "no manifest")
+    if allowed_loaders is not None and manifest.loader not in allowed_loaders:
+        runs_code = " (loading it runs code from the artifact)" if manifest.loader in RUNS_CODE else ""
+        raise ModelLoadError(
+            f"loader '{manifest.loader}' is refused by --allow-frameworks {','.join(sorted(allowed_loaders))}"
+            + runs_code
+        )
     model = load_version(item.path, manifest)
     servable = get_servable(entry.servable_name or manifest.servable_name)
     example = servable.example(manifest.input)

@@ -86,6 +86,7 @@ class ModelView:
     served: LoadedVersion | None = None
     loaded: dict[str, LoadedVersion] = field(default_factory=dict)
     statuses: dict[str, VersionStatus] = field(default_factory=dict)
+    pending: bool = False  # configured, not reconciled yet
 
     @property
     def name(self) -> str:
@@ -148,6 +149,8 @@ class Registry:
 
 def _why_not(view: ModelView) -> str:
     statuses = view.sorted_statuses()
+    if view.pending:
+        return "loading"
     if not statuses:
         return "no versions on disk match " + view.entry.aspired_version
     if all(s.state == VersionState.UNLOADED for s in statuses) and statuses[-1].reason:

@@ -24,6 +24,7 @@ class RuntimeOptions:
     watch: bool = False
     poll_s: float | None = None
     debounce_ms: int = 200
+    allowed_loaders: frozenset[str] | None = None
 
 
 @dataclass
@@ -39,8 +40,9 @@ class Runtime:
         """Build the runtime and start the first load in the background (readiness waits for it)."""
         metrics = Metrics()
         registry = Registry(ThreadPoolExecutor(options.predict_threads, thread_name_prefix="amms-predict"))
-        loader = ThreadPoolExecutor(2, thread_name_prefix="amms-load")
-        reconciler = Reconciler(registry, config, metrics, loader, options.drain_timeout_s)
+        reconciler = Reconciler(
+            registry, config, metrics, options.drain_timeout_s, allowed_loaders=options.allowed_loaders
+        )
         watcher = None
         if options.watch or options.poll_s is not None:
             watcher = Watcher(reconciler, options.debounce_ms, options.poll_s)
@@ -70,4 +72,3 @@ class Runtime:
                 await task
         await self.reconciler.wait_idle()
         self.registry.executor.shutdown(wait=False, cancel_futures=True)
-        self.reconciler.load_executor.shutdown(wait=False, cancel_futures=True)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import pickle
+import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from amms_cli.manifest import Manifest, describe_artifacts, read_manifest
+from amms_cli.manifest import InputInfo, Manifest, describe_artifacts, read_manifest
 from amms_cli.repository import publish_version
 from amms_cli.versions import Version
 
@@ -61,3 +63,29 @@ def publish_broken(model_folder: Path, version: str, payload: bytes) -> None:
         return reference.model_copy(update={"version": str(chosen), "artifacts": describe_artifacts(staging)})
 
     publish_version(model_folder, Version.parse(version), fill)
+
+
+def publish_custom(model_folder: Path, version: str, source: str, example: object = None) -> None:
+    """Publish a custom model.py version directly (no probe: these models are meant to misbehave)."""
+
+    def fill(staging: Path, chosen: Version) -> Manifest:
+        (staging / "model.py").write_text(source)
+        return Manifest(
+            model_name=model_folder.name,
+            version=str(chosen),
+            created_at=datetime.now(UTC),
+            loader="custom",
+            framework="custom",
+            servable_name="custom",
+            artifacts=describe_artifacts(staging),
+            entrypoint=".",
+            python_version=platform.python_version(),
+            input=InputInfo(example=example),
+        )
+
+    model_folder.mkdir(parents=True, exist_ok=True)
+    publish_version(model_folder, Version.parse(version), fill)
+
+
+def custom_entry(name: str, **fields: object) -> dict[str, object]:
+    return {"model_name": name, "aspired_version": "1.x", "servable_name": "custom", **fields}

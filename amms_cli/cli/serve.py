@@ -12,6 +12,21 @@ from rich.markup import escape
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
 from amms_cli.config import load_config
 from amms_cli.console import err
+from amms_cli.errors import AmmsError
+from amms_cli.loaders import LOADERS
+
+
+def parse_allowed(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(names - set(LOADERS))
+    if unknown or not names:
+        raise AmmsError(
+            f"--allow-frameworks: unknown loader '{unknown[0] if unknown else text}'",
+            hint=f"use a comma-separated list of {', '.join(LOADERS)}",
+        )
+    return names
 
 
 @app.command()
@@ -31,6 +46,16 @@ def serve(
         float, typer.Option(help="Seconds to let in-flight requests finish on shutdown or unload.")
     ] = 30.0,
     predict_threads: Annotated[int, typer.Option(help="Threads that run predictions off the event loop.")] = 4,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may take to send a whole request (slow clients are cut off).")
+    ] = 30.0,
+    allow_frameworks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated loaders to allow, e.g. 'onnx' to refuse formats that run code when loaded "
+            f"(known: {', '.join(LOADERS)})."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     docker: Annotated[
@@ -63,6 +88,8 @@ def serve(
         body_limit_bytes=int(body_limit_mib * 1024 * 1024),
         drain_timeout_s=drain_timeout,
         predict_threads=predict_threads,
+        request_timeout_s=request_timeout,
+        allowed_loaders=parse_allowed(allow_frameworks),
         admin_token=os.environ.get("AMMS_ADMIN_TOKEN") or None,
         log_level=log_level.lower(),
         access_log=access_log,

@@ -15,6 +15,7 @@ from amms_cli.runtime import Runtime, RuntimeOptions
 from amms_cli.server import errors
 from amms_cli.server.dataplane import DataPlane
 from amms_cli.server.openapi import DESCRIPTION, OpenAPIDocument
+from amms_cli.server.protocol import DeadlineHttpToolsProtocol
 from amms_cli.server.routes import admin, health, native, tfserving, v2
 from amms_cli.server.settings import ServeSettings
 
@@ -28,6 +29,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             watch=settings.watch,
             poll_s=settings.poll_s,
             debounce_ms=settings.debounce_ms,
+            allowed_loaders=settings.allowed_loaders,
         )
         runtime = Runtime.start(load_config(settings.config_path), options)
         app.openapi = OpenAPIDocument(app, lambda: runtime.registry.snapshot)  # type: ignore[method-assign]
@@ -56,4 +58,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The factory each `--workers N` process calls (settings travel in an environment variable)."""
-    return create_app(ServeSettings.from_env())
+    settings = ServeSettings.from_env()
+    DeadlineHttpToolsProtocol.request_timeout_s = settings.request_timeout_s
+    return create_app(settings)

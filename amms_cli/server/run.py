@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import sys
 from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from amms_cli.server.app import create_app
+from amms_cli.server.protocol import DeadlineHttpToolsProtocol
 from amms_cli.server.settings import SETTINGS_ENV, ServeSettings
 
 
@@ -20,12 +23,21 @@ def logging_config(level: str) -> dict[str, Any]:
     return config
 
 
+def exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
 def run(settings: ServeSettings) -> None:
+    """Serve until SIGINT or SIGTERM. uvicorn drains in-flight requests (up to the drain timeout) and
+    then re-raises the signal it caught; the handler installed here turns SIGTERM into exit status 0,
+    as process supervisors expect of a graceful stop."""
+    DeadlineHttpToolsProtocol.request_timeout_s = settings.request_timeout_s
+    signal.signal(signal.SIGTERM, exit_cleanly)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": DeadlineHttpToolsProtocol,
         "access_log": settings.access_log,
         "log_level": settings.log_level,
         "log_config": logging_config(settings.log_level),

@@ -23,6 +23,8 @@ class ServeSettings(BaseModel):
     body_limit_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     drain_timeout_s: float = Field(30.0, ge=0)
     predict_threads: int = Field(4, ge=1, le=256)
+    request_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a whole request")
+    allowed_loaders: frozenset[str] | None = Field(None, description="refuse versions with other loaders")
     admin_token: str | None = None
     log_level: str = "info"
     access_log: bool = False
