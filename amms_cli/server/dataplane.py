@@ -21,6 +21,14 @@ class InferResult:
     prediction: Prediction
 
 
+def timed_predict(loaded: LoadedVersion, model_input: Any, proba: bool) -> Prediction:
+    started = time.perf_counter()
+    try:
+        return predict(loaded.model, model_input, proba)
+    finally:
+        loaded.speed.observe(time.perf_counter() - started)
+
+
 class DataPlane:
     def __init__(self, registry: Registry, metrics: Metrics) -> None:
         self.registry = registry
@@ -35,19 +43,26 @@ class DataPlane:
         try:
             if loaded.batcher is not None:
                 prediction = await loaded.batcher.submit(model_input, proba)
+            elif loaded.speed.inline:
+                prediction = timed_predict(loaded, model_input, proba)
             else:
                 loop = asyncio.get_running_loop()
                 prediction = await loop.run_in_executor(
-                    self.registry.executor, predict, loaded.model, model_input, proba
+                    self.registry.executor, timed_predict, loaded, model_input, proba
                 )
         finally:
             loaded.release()
         return InferResult(loaded, prediction)
 
     def record(self, name: str, version: str | None, protocol: str, code: int, started: float) -> None:
-        if name not in self.registry.snapshot.models:
+        view = self.registry.snapshot.models.get(name)
+        if view is None:
             name, version = UNKNOWN_MODEL, ""
-        self.metrics.observe_request(name, version or "", protocol, code, time.perf_counter() - started)
+        elif version is None:
+            version = view.served.version_text if view.served is not None else ""
+        elif version not in view.statuses:
+            version = ""  # a version typed into a URL that matches nothing on disk: keep labels bounded
+        self.metrics.observe_request(name, version, protocol, code, time.perf_counter() - started)
 
     def view(self, name: str) -> ModelView:
         return self.registry.view(name)
