@@ -37,11 +37,16 @@ class Servable:
         return info.example
 
 
+MAX_DIMENSIONS = 64  # numpy's limit
+
+
 def numeric_array(inputs: Any, what: str = "inputs") -> np.ndarray:
     """`inputs` as a float64 array, rejecting strings, ragged rows and non-finite values."""
     try:
         array = np.asarray(inputs)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
+        if "maximum number of dimension" in str(exc):
+            raise InvalidInput(f"{what}: nested too deeply (at most {MAX_DIMENSIONS} dimensions)") from None
         raise InvalidInput(f"{what}: rows have different lengths (expected a rectangular array)") from None
     if array.dtype.kind not in "biuf":
         if array.dtype.kind in "OU" and array.size and _has_ragged(inputs):
