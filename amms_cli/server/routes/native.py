@@ -82,6 +82,9 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     except AmmsError as exc:
         dataplane.record(name, version, PROTOCOL, int(exc.status), started)
         raise
+    except Exception:
+        dataplane.record(name, version, PROTOCOL, 500, started)  # rendered by the unexpected-error handler
+        raise
     loaded, prediction = result.model, result.prediction
     payload: dict[str, Any] = {"model": name, "version": loaded.version_text, "outputs": prediction.outputs}
     if prediction.probabilities is not None:
