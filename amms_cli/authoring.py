@@ -19,10 +19,11 @@ from amms_cli.config import (
     ModelEntry,
     check_model_name,
     load_config,
+    new_entry,
     render_config,
-    save_config,
+    update_config,
 )
-from amms_cli.errors import AmmsError, ConfigError, ModelExists, NotFound, RepositoryError
+from amms_cli.errors import AmmsError, ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
 from amms_cli.loaders import entrypoint_path
 from amms_cli.loaders.custom import MODEL_FILE
 from amms_cli.loaders.detect import detect_format
@@ -107,7 +108,7 @@ def add_model(
     config = load_config(config_path)
     _check_new_name(config, name)
     parsed_version = Version.parse(version)
-    entry = ModelEntry(model_name=name, aspired_version=aspired or f"{parsed_version.major}.x", servable_name=servable)
+    entry = new_entry(model_name=name, aspired_version=aspired or f"{parsed_version.major}.x", servable_name=servable)
     folder = config.model_dir(entry)
     if folder.exists() and scan_model(folder, name).versions:
         raise ModelExists(
@@ -119,12 +120,29 @@ def add_model(
             f"--aspired {entry.aspired_version} does not match version {version}",
             hint=f"use --aspired {parsed_version.major}.x or latest",
         )
-    published = _publish_new(folder, parsed_version, source, name, fmt, servable, example)
+    created = not folder.exists()
+    try:
+        published = _publish_new(folder, parsed_version, source, name, fmt, servable, example)
+    except BaseException:
+        if created:  # a failed first version leaves no empty model folder behind
+            _remove_if_empty(folder)
+        raise
     manifest = published.manifest
     assert manifest is not None
     entry = entry.model_copy(update={"servable_name": manifest.servable_name})
-    save_config(config.with_models([*config.models, entry]))
+
+    def append(current: AmmsConfig) -> list[ModelEntry]:
+        _check_new_name(current, name)  # the config may have changed while the model was probed
+        return [*current.models, entry]
+
+    update_config(config.path, append)
     return PublishResult(entry, published)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and {child.name for child in folder.iterdir()} <= {fsio.LOCK_NAME}:
+        (folder / fsio.LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _check_new_name(config: AmmsConfig, name: str) -> None:
@@ -166,8 +184,8 @@ def bump_version(
     else:
         reference = _newest_manifest(on_disk)
         servable = entry.servable_name or (reference.servable_name if reference else None)
-        if example is None and reference is not None:
-            example = reference.input.example
+        if example is None and reference is not None and reference.input.example_given:
+            example = reference.input.example  # a synthesized one is made again for the new model
         published = _publish_new(folder, next_version, source, name, None, servable, example)
     entry, reason = _maybe_aspire(config, entry, published.version, aspire)
     below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
@@ -185,8 +203,9 @@ def _maybe_aspire(
             f" (pass --aspire to update the entry)"
         )
     updated = entry.model_copy(update={"aspired_version": widen(entry.pattern, version)})
-    models = [updated if m.model_name == entry.model_name else m for m in config.models]
-    save_config(config.with_models(models))
+    update_config(
+        config.path, lambda current: [updated if m.model_name == entry.model_name else m for m in current.models]
+    )
     return updated, None
 
 
@@ -265,7 +284,12 @@ def _republish(folder: Path, on_disk: ModelOnDisk, version: VersionChoice) -> Ve
             hint=f"pass the model file: `amms bump-version {on_disk.name} PATH`",
         )
     manifest = reference.manifest
-    verify_artifacts(reference.path, manifest)
+    try:
+        verify_artifacts(reference.path, manifest)
+    except ChecksumMismatch as exc:
+        raise ChecksumMismatch(
+            exc.message, hint=f"publish from the model file instead: `amms bump-version {on_disk.name} PATH`"
+        ) from None
 
     def fill(staging: Path, version: Version) -> Manifest:
         for artifact in manifest.artifacts:

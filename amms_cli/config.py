@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from amms_cli.versions import Version, VersionPattern
 DEFAULT_CONFIG_NAME = "amms.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 NAME_HELP = "use lowercase letters, digits, '_', '.', '-', starting with a letter or digit"
+JSON_HINT = "fix the JSON there (strings in double quotes; no trailing commas or comments)"
+ENTRY_HINT = 'fix that entry; README.md "Config reference" lists every key'
 
 
 def check_model_name(name: str) -> str:
@@ -49,14 +52,15 @@ class ModelEntry(BaseModel):
     pinned_versions: list[str] = Field(
         default_factory=list, description="Exact versions kept loaded (and routable) beside the served one."
     )
+    # strict: JSON true must not pass as 1
     max_batch_size: int = Field(
-        1, ge=1, le=4096, description="Adaptive batching: most rows per model call; 1 turns batching off."
+        1, ge=1, le=4096, strict=True, description="Adaptive batching: most rows per model call; 1 turns batching off."
     )
     max_wait_ms: float = Field(
-        2.0, ge=0, le=1000, description="Adaptive batching: longest wait for a batch to fill while busy."
+        2.0, ge=0, le=1000, strict=True, description="Adaptive batching: longest wait for a batch to fill while busy."
     )
     load_timeout_s: float = Field(
-        120.0, gt=0, le=3600, description="A version that takes longer to load is marked FAILED."
+        120.0, gt=0, le=3600, strict=True, description="A version that takes longer to load is marked FAILED."
     )
 
     @field_validator("model_name")
@@ -153,11 +157,12 @@ def parse_config(text: str, path: Path, label: str | None = None) -> AmmsConfig:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ConfigError(f"{label}: invalid JSON at {where}: {exc.msg}", hint=JSON_HINT) from None
     except RecursionError:
-        raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
+        raise ConfigError(f"{label}: invalid JSON: nested too deeply", hint=JSON_HINT) from None
     except ValueError as exc:  # e.g. an integer literal longer than Python converts
-        raise ConfigError(f"{label}: invalid JSON: {exc}") from None
+        raise ConfigError(f"{label}: invalid JSON: {exc}", hint=JSON_HINT) from None
     if not isinstance(raw, list):
         raise ConfigError(
             f"{label}: expected a JSON list of model entries, got {_json_kind(raw)}",
@@ -171,13 +176,21 @@ def parse_config(text: str, path: Path, label: str | None = None) -> AmmsConfig:
 def _parse_entry(item: Any, number: int, label: str) -> ModelEntry:
     where = f"{label}: entry {number}"
     if not isinstance(item, dict):
-        raise ConfigError(f"{where}: expected an object with model_name, got {_json_kind(item)}")
+        raise ConfigError(f"{where}: expected an object with model_name, got {_json_kind(item)}", hint=ENTRY_HINT)
     if isinstance(item.get("model_name"), str):
         where += f" (model {item['model_name']!r})"
     try:
         return ModelEntry.model_validate(item)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_describe(exc)}") from None
+        raise ConfigError(f"{where}: {_describe(exc)}", hint=ENTRY_HINT) from None
+
+
+def new_entry(**fields: Any) -> ModelEntry:
+    """An entry from command-line values; a bad value becomes one ConfigError line naming the field."""
+    try:
+        return ModelEntry.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -187,7 +200,7 @@ def _describe(exc: ValidationError) -> str:
     if error["type"] == "extra_forbidden":
         close = difflib.get_close_matches(loc, ModelEntry.model_fields, n=1)
         suggestion = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown key '{loc}'{suggestion} (known keys: {', '.join(ModelEntry.model_fields)})"
+        return f"unknown key {loc!r}{suggestion} (known keys: {', '.join(ModelEntry.model_fields)})"
     if error["type"] == "missing":
         return f"missing required key '{loc}'"
     if error["type"] == "value_error":
@@ -203,7 +216,10 @@ def _check_unique_names(models: list[ModelEntry], label: str) -> None:
     seen: set[str] = set()
     for number, entry in enumerate(models, start=1):
         if entry.model_name in seen:
-            raise ConfigError(f"{label}: entry {number} (model {entry.model_name!r}): model_name is used twice")
+            raise ConfigError(
+                f"{label}: entry {number} (model {entry.model_name!r}): model_name is used twice",
+                hint="give every entry its own model_name",
+            )
         seen.add(entry.model_name)
 
 
@@ -225,3 +241,14 @@ def render_config(models: list[ModelEntry] | tuple[ModelEntry, ...]) -> str:
 
 def save_config(config: AmmsConfig) -> None:
     fsio.atomic_write_text(config.path, render_config(config.models))
+
+
+def update_config(path: Path, change: Callable[[AmmsConfig], list[ModelEntry]]) -> AmmsConfig:
+    """Re-read the config, change its entries and save it, all under a lock: two commands running at
+    once (parallel add-models in a CI job) must not drop each other's entries."""
+    path = path.absolute()
+    with fsio.file_lock(path.with_name(f".{path.name}.lock")):
+        config = load_config(path)
+        updated = config.with_models(change(config))
+        save_config(updated)
+    return updated

@@ -8,7 +8,7 @@ from rich.markup import escape
 from amms_cli.errors import AmmsError
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def report_error(exc: AmmsError) -> None:

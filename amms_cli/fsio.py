@@ -15,6 +15,7 @@ from pathlib import Path
 from amms_cli.errors import PublishError, RepositoryError
 
 STAGING_PREFIX = ".amms-staging-"
+LOCK_NAME = ".amms.lock"
 _CHUNK = 1 << 20
 
 
@@ -89,11 +90,16 @@ def fsync_tree(folder: Path) -> None:
     fsync_dir(folder)
 
 
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise writers of one model folder (two concurrent bump-versions must not race)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".amms.lock").open("a") as handle:
+    return file_lock(folder / LOCK_NAME)
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock on `lock_path` (created if missing); the kernel drops it if the process dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield

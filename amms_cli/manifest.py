@@ -35,6 +35,7 @@ class InputInfo(BaseModel):
     shape: list[int | None] | None = None  # ndarray models: per-row shape, None = any size
     dtype: str | None = None
     example: Any = None
+    example_given: bool = False  # True: the publisher's --example; False: synthesized by amms
     has_predict_proba: bool = False
 
 
@@ -94,10 +95,10 @@ def verify_artifacts(version_dir: Path, manifest: Manifest) -> None:
     root = version_dir.resolve()
     for artifact in manifest.artifacts:
         path = version_dir / artifact.name
+        if path.is_symlink():  # checked first: resolving would follow it and blame the manifest instead
+            raise ChecksumMismatch(f"{version_dir.name}: '{artifact.name}' is a symlink; refusing to load it")
         if Path(artifact.name).is_absolute() or not path.resolve().is_relative_to(root):
             raise ChecksumMismatch(f"{version_dir.name}: manifest names '{artifact.name}' outside its folder")
-        if path.is_symlink():
-            raise ChecksumMismatch(f"{version_dir.name}: '{artifact.name}' is a symlink; refusing to load it")
         if not path.is_file():
             raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' is missing")
         if path.stat().st_size != artifact.size:

@@ -25,6 +25,8 @@ from amms_cli.loaders import LOADERS, Model
 from amms_cli.manifest import InputInfo
 from amms_cli.servables import SERVABLES, jsonable
 
+LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
+
 # Distributions that loading a model needs beside the ones it imports itself.
 _LOADER_REQUIREMENTS = {"cloudpickle": ["cloudpickle"], "joblib": ["joblib"], "onnx": ["onnxruntime"]}
 
@@ -46,7 +48,7 @@ def run_probe(path: Path, loader: str, servable: str | None, example: Any, timeo
             raise ModelLoadError(f"loading {path.name} took longer than {timeout_s:.0f} s") from None
         if not result.exists():
             tail = (child.stderr or child.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ModelLoadError(f"loading {path.name} crashed the loader process: {tail[0]}")
+            raise ModelLoadError(f"loading {path.name} crashed the loader process: {tail[0]}", hint=LOAD_HINT)
         outcome: dict[str, Any] = json.loads(result.read_text())
     if "error" in outcome:
         raise ModelLoadError(outcome["error"], hint=outcome.get("hint"))
@@ -59,7 +61,7 @@ def probe(path: Path, loader: str, servable_name: str | None, example: Any) -> d
     servable_name = servable_name or default_servable(loader, model, info, example)
     servable = SERVABLES[servable_name]
     checked_example = _check_example(model, servable_name, info, example)
-    info = info.model_copy(update={"example": checked_example})
+    info = info.model_copy(update={"example": checked_example, "example_given": example is not None})
     return {
         "framework": model.framework,
         "model_class": _class_name(model),
@@ -111,8 +113,9 @@ def default_servable(loader: str, model: Model, info: InputInfo, example: Any) -
 
 
 def _is_text_pipeline(obj: Any) -> bool:
-    first = obj.steps[0][1] if hasattr(obj, "steps") and obj.steps else obj
-    return callable(getattr(first, "build_analyzer", None)) or hasattr(first, "vocabulary_")
+    """A text vectorizer anywhere in the pipeline (preprocessing steps such as lowercasing may come first)."""
+    steps = [step for _, step in obj.steps] if hasattr(obj, "steps") and obj.steps else [obj]
+    return any(callable(getattr(step, "build_analyzer", None)) or hasattr(step, "vocabulary_") for step in steps)
 
 
 def _check_example(model: Model, servable_name: str, info: InputInfo, example: Any) -> Any:
@@ -126,12 +129,17 @@ def _check_example(model: Model, servable_name: str, info: InputInfo, example: A
     except Exception as exc:
         if example is None:
             return None
-        reason = exc.message if isinstance(exc, AmmsError) else f"{type(exc).__name__}: {exc}"
+        reason = exc.message if isinstance(exc, AmmsError) else describe_exception(exc)
         raise InvalidInput(
             f"the model failed to predict the example: {reason}",
             hint="check --example, or --servable if the input kind is wrong",
         ) from exc
     return candidate
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`Type: message` on one line: a model's own exception text may span several."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _class_name(model: Model) -> str:
@@ -153,7 +161,9 @@ def referenced_modules(path: Path, loader: str) -> set[str]:
     with path.open("rb") as handle:
         try:
             for opcode, argument, _pos in pickletools.genops(handle):
-                if opcode.name == "GLOBAL" and isinstance(argument, str):
+                if not isinstance(argument, str):
+                    continue
+                if opcode.name == "GLOBAL":
                     modules.add(argument.split(" ")[0])
                 elif opcode.name in _STRING_OPCODES and _looks_like_module(argument):
                     modules.add(argument)
@@ -213,7 +223,7 @@ def _main(request_path: str, result_path: str) -> int:
     except AmmsError as exc:
         outcome = {"error": exc.message, "hint": exc.hint}
     except BaseException as exc:
-        outcome = {"error": f"{request['loader']} load failed: {type(exc).__name__}: {exc}"}
+        outcome = {"error": f"{request['loader']} load failed: {describe_exception(exc)}", "hint": LOAD_HINT}
     Path(result_path).write_text(json.dumps(outcome))
     return 0
 

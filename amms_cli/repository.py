@@ -18,7 +18,8 @@ from amms_cli.versions import Version, VersionPattern
 
 @dataclass(frozen=True)
 class VersionOnDisk:
-    """One version folder; `problem` says why it cannot be served (None when it looks complete)."""
+    """One version folder; `problem` says why it cannot be served, starting with the version (None
+    when it looks complete)."""
 
     version: Version
     path: Path
@@ -70,13 +71,13 @@ def scan_model(folder: Path, name: str) -> ModelOnDisk:
 def _read_version(path: Path) -> VersionOnDisk:
     version = Version.parse(path.name)
     if not (path / MANIFEST_NAME).exists():
-        return VersionOnDisk(version, path, None, f"no {MANIFEST_NAME} (incomplete version)")
+        return VersionOnDisk(version, path, None, f"{path.name}: no {MANIFEST_NAME} (incomplete version)")
     try:
         manifest = read_manifest(path)
     except RepositoryError as exc:
         return VersionOnDisk(version, path, None, exc.message)
     if manifest.version != path.name:
-        return VersionOnDisk(version, path, None, f"manifest says version {manifest.version}")
+        return VersionOnDisk(version, path, None, f"{path.name}: its manifest says version {manifest.version}")
     return VersionOnDisk(version, path, manifest)
 
 

@@ -100,7 +100,7 @@ def bump_version(
     Example: [bold]amms bump-version simple_text ./clf2.pkl --minor[/]
     """
     if major + minor + patch > 1:
-        raise AmmsError("choose one of --major, --minor, --patch")
+        raise AmmsError("choose one of --major, --minor, --patch", hint="--patch is the default")
     part: BumpPart = "major" if major else "minor" if minor else "patch"
     with err.status(f"Publishing the next {part} version of {escape(name)}…"):
         result = authoring.bump_version(config, name, path, part, aspire, authoring.parse_example(example))
@@ -120,7 +120,7 @@ def _list(config: Path) -> None:
         table.add_column(column)
     for status in rows:
         newest = status.versions[-1] if status.versions else None
-        problems = [f"{r.version}: {r.problem}" for r in status.versions if r.problem] + status.warnings
+        problems = [r.problem for r in status.versions if r.problem] + status.warnings
         table.add_row(
             escape(status.entry.model_name),
             ", ".join(str(r.version) for r in status.versions) or "-",

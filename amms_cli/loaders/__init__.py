@@ -48,7 +48,8 @@ def load_version(version_dir: Path, manifest: Manifest) -> Model:
     except AmmsError:
         raise
     except Exception as exc:
-        raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {exc}") from exc
+        reason = " ".join(str(exc).split())  # one line, whatever the foreign exception printed
+        raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {reason}") from exc
 
 
 __all__ = ["LOADERS", "RUNS_CODE", "Model", "entrypoint_path", "load_version"]
