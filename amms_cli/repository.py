@@ -55,6 +55,10 @@ def scan_model(folder: Path, name: str) -> ModelOnDisk:
     other non-version entries are reported as warnings."""
     if not folder.is_dir():
         return ModelOnDisk(name, folder)
+    if escapes(folder):
+        return ModelOnDisk(
+            name, folder, (), (f"{name}: refused, a symlink to {folder.resolve()} outside {folder.parent}",)
+        )
     versions: list[VersionOnDisk] = []
     warnings: list[str] = []
     for child in sorted(folder.iterdir()):
@@ -68,8 +72,17 @@ def scan_model(folder: Path, name: str) -> ModelOnDisk:
     return ModelOnDisk(name, folder, tuple(versions), tuple(warnings))
 
 
+def escapes(path: Path) -> bool:
+    """True when `path` is a symlink (or under one) leading out of its parent folder."""
+    return not path.resolve().is_relative_to(path.parent.resolve())
+
+
 def _read_version(path: Path) -> VersionOnDisk:
     version = Version.parse(path.name)
+    if escapes(path):
+        return VersionOnDisk(
+            version, path, None, f"{path.name}: refused, a symlink to {path.resolve()} outside its model folder"
+        )
     if not (path / MANIFEST_NAME).exists():
         return VersionOnDisk(version, path, None, f"{path.name}: no {MANIFEST_NAME} (incomplete version)")
     try:

@@ -6,6 +6,7 @@ import json
 import operator
 import os
 import pickle
+import shutil
 import signal
 import socket
 import time
@@ -177,3 +178,17 @@ def test_symlinked_artifact_is_refused(tmp_path: Path) -> None:
     with running_server(config, ready=False) as server, server.client() as client:
         assert wait_until(lambda: version_state(client, "iris", "1.0.0").get("state") == "FAILED", 10)
         assert "symlink" in str(version_state(client, "iris", "1.0.0")["reason"])
+
+
+def test_version_folder_symlinked_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {"iris": iris_model()})
+    outside = tmp_path / "outside" / "1.0.1"
+    outside.parent.mkdir()
+    shutil.copytree(tmp_path / "models" / "iris" / "1.0.0", outside)
+    manifest = json.loads((outside / "amms-version.json").read_text())
+    (outside / "amms-version.json").write_text(json.dumps({**manifest, "version": "1.0.1"}))
+    (tmp_path / "models" / "iris" / "1.0.1").symlink_to(outside)
+    with running_server(config) as server, server.client() as client:
+        state = version_state(client, "iris", "1.0.1")
+        assert state["state"] == "UNLOADED" and "outside its model folder" in str(state["reason"])
+        assert client.post("/models/iris/predict", json={"inputs": [IRIS_ROW]}).json()["version"] == "1.0.0"
