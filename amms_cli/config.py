@@ -247,8 +247,14 @@ def update_config(path: Path, change: Callable[[AmmsConfig], list[ModelEntry]]) 
     """Re-read the config, change its entries and save it, all under a lock: two commands running at
     once (parallel add-models in a CI job) must not drop each other's entries."""
     path = path.absolute()
-    with fsio.file_lock(path.with_name(f".{path.name}.lock")):
-        config = load_config(path)
-        updated = config.with_models(change(config))
-        save_config(updated)
+    try:
+        with fsio.file_lock(path.with_name(f".{path.name}.lock")):
+            config = load_config(path)
+            updated = config.with_models(change(config))
+            save_config(updated)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot write the config: {exc.strerror or exc}; it is unchanged",
+            hint="check free disk space and write permission on its folder",
+        ) from None
     return updated

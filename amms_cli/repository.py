@@ -115,7 +115,20 @@ def publish_version(
     beside the final one and returns the manifest; the manifest is written last and the folder renamed
     into place. Writers of one model are serialised by a lock, so the version number is chosen (from
     what is on disk, when `choose` is a function) and stale staging folders left by a killed writer are
-    removed while it is held."""
+    removed while it is held. A failed write (disk full, permission denied) leaves nothing behind."""
+    try:
+        return _publish_locked(model_folder, choose, fill)
+    except OSError as exc:
+        where = exc.filename or model_folder
+        raise PublishError(
+            f"could not publish to {model_folder}: {exc.strerror or exc} ({where}); nothing was published",
+            hint="check free disk space and write permission on the models folder",
+        ) from None
+
+
+def _publish_locked(
+    model_folder: Path, choose: VersionChoice, fill: Callable[[Path, Version], Manifest]
+) -> VersionOnDisk:
     with fsio.folder_lock(model_folder):
         remove_stale_staging(model_folder)
         version = choose if isinstance(choose, Version) else choose(scan_model(model_folder, model_folder.name))
