@@ -13,6 +13,7 @@ from amms_cli.fsio import STAGING_PREFIX
 from amms_cli.reconcile import Reconciler, config_watch_paths
 
 log = logging.getLogger("amms.watcher")
+SUBSCRIBE_GRACE_S = 1.0
 
 
 def _interesting(change: watchfiles.Change, path: str) -> bool:
@@ -26,6 +27,7 @@ class Watcher:
         self.debounce_ms = debounce_ms
         self.poll_s = poll_s
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _paths(self) -> list[Path]:
         config = self.reconciler.config
@@ -46,6 +48,8 @@ class Watcher:
                 ", ".join(map(str, paths)),
                 f" (polling every {self.poll_s:g} s)" if self.poll_s else "",
             )
+            # A change made before the watch has subscribed raises no event: rescan once it has.
+            rescan = asyncio.get_running_loop().call_later(SUBSCRIBE_GRACE_S, self._schedule_refresh)
             async for _changes in watchfiles.awatch(
                 *paths,
                 watch_filter=_interesting,
@@ -61,6 +65,12 @@ class Watcher:
                 await self._refresh()
                 if self._paths() != paths:
                     break  # the config names other folders now: watch those
+            rescan.cancel()
+
+    def _schedule_refresh(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._refresh())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _refresh(self) -> None:
         try:

@@ -6,4 +6,5 @@ scripts/setup.sh
 .venv/bin/ruff check amms_cli tests benchmarks examples
 .venv/bin/ruff format --check amms_cli tests benchmarks examples
 .venv/bin/lint-imports
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

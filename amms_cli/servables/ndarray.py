@@ -49,8 +49,9 @@ class NdArray(Servable):
     def example(self, info: InputInfo) -> Any:
         if info.example is not None:
             return info.example
-        if info.shape and all(d is not None for d in info.shape[1:]):
-            return np.zeros([1, *info.shape[1:]]).tolist()
+        row_shape = info.shape[1:] if info.shape else []
+        if info.shape and all(d is not None for d in row_shape):
+            return np.zeros([1, *(d for d in row_shape if d is not None)]).tolist()
         return None
 
 

@@ -29,7 +29,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         detail = f"no route {request.method} {request.url.path} (see /docs)"
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
-    return json_response({"error": detail}, exc.status_code, exc.headers)
+    return json_response({"error": detail}, exc.status_code, dict(exc.headers or {}))
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

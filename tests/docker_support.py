@@ -1,0 +1,77 @@
+"""Docker test support: an engine that skips the test when none answers (and fails it when
+AMMS_REQUIRE_DOCKER=1, as in CI), and a tracker that always removes what a test made."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import docker
+import pytest
+from docker.errors import DockerException
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from amms_cli.docker import engine
+from amms_cli.docker.render import STAGE_LABEL
+from amms_cli.errors import EngineError
+
+REQUIRE_ENV = "AMMS_REQUIRE_DOCKER"
+
+
+def engine_or_skip() -> docker.DockerClient:
+    try:
+        return engine.connect()
+    except EngineError as exc:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{exc.message} ({REQUIRE_ENV}=1, so Docker tests must not skip)")
+        pytest.skip(f"{exc.message} (set {REQUIRE_ENV}=1 to fail instead)")
+
+
+@dataclass
+class DockerLeftovers:
+    """Containers and images a test created; `remove_all` runs in a finalizer, whatever happened.
+    Build-stage images (the dangling venv stage, labelled io.amms.stage) made since `started` go too."""
+
+    client: docker.DockerClient
+    started: float = field(default_factory=time.time)
+    containers: list[Container] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    def container(self, container: Container) -> Container:
+        self.containers.append(container)
+        return container
+
+    def image(self, tag: str) -> str:
+        self.images.append(tag)
+        return tag
+
+    def remove_all(self) -> None:
+        for container in self.containers:
+            with contextlib.suppress(EngineError, DockerException):
+                engine.stop_and_remove(container, timeout=2)
+        for tag in self.images:
+            with contextlib.suppress(EngineError, DockerException):
+                engine.remove_image(self.client, tag)
+        self.remove_stage_images()
+        self.client.close()
+
+    def remove_stage_images(self) -> None:
+        stages = self.client.images.list(all=True, filters={"label": f"{STAGE_LABEL}=venv"})
+        ours = [image for image in stages if _created(image) >= self.started - 1]
+        for image in sorted(ours, key=_created, reverse=True):  # children before parents
+            with contextlib.suppress(DockerException):
+                self.client.images.remove(image.id, force=True)
+
+
+def _created(image: Image) -> float:
+    """The image's creation time; the engine reports RFC 3339 with nanoseconds, e.g. 2026-11-24T19:48:01.12Z."""
+    text = str(image.attrs.get("Created", ""))
+    stamp = text.split(".")[0].rstrip("Z")
+    try:
+        return datetime.fromisoformat(stamp + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
