@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from amms_cli.registry import ModelView
+from amms_cli.server.bodies import json_response
 from amms_cli.server.dataplane import DataPlane
 from amms_cli.server.settings import ServeSettings
 
@@ -17,6 +19,14 @@ def plane(request: Request) -> DataPlane:
 
 def settings(request: Request) -> ServeSettings:
     return request.state.settings  # type: ignore[no-any-return]
+
+
+def readiness(dataplane: DataPlane) -> Response:
+    """200 {"ready": true} once every model has a served version; 503 naming the ones still waiting."""
+    if dataplane.is_ready():
+        return json_response({"ready": True})
+    waiting = [view.name for view in dataplane.views() if view.served is None]
+    return json_response({"ready": False, "error": f"not ready: waiting for {waiting or 'the first load'}"}, 503)
 
 
 def describe_model(view: ModelView) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.server.bodies import json_response
-from amms_cli.server.routes.common import plane
+from amms_cli.server.routes.common import plane, readiness
 
 router = APIRouter(tags=["health"])
 
@@ -20,11 +20,7 @@ async def live() -> Response:
 
 @router.get("/health/ready", summary="Every configured model has a served version")
 async def ready(request: Request) -> Response:
-    dataplane = plane(request)
-    if dataplane.is_ready():
-        return json_response({"ready": True})
-    waiting = [view.name for view in dataplane.views() if view.served is None]
-    return json_response({"ready": False, "error": f"not ready: waiting for {waiting or 'the first load'}"}, 503)
+    return readiness(plane(request))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

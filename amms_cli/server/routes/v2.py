@@ -18,7 +18,7 @@ from amms_cli.errors import AmmsError, InvalidInput, ModelNotReady, NotFound, Pa
 from amms_cli.inference import Prediction
 from amms_cli.registry import LoadedVersion, ModelView
 from amms_cli.server.bodies import JSON_TYPE, json_response, parse_json, read_body
-from amms_cli.server.routes.common import plane, settings
+from amms_cli.server.routes.common import plane, readiness, settings
 from amms_cli.server.routes.native import PREDICT_RESPONSES
 from amms_cli.server.routes.signatures import (
     PREDICT,
@@ -81,11 +81,7 @@ async def live() -> Response:
 
 @router.get("/v2/health/ready", summary="Every model has a served version", responses=ERROR_RESPONSES)
 async def ready(request: Request) -> Response:
-    dataplane = plane(request)
-    if dataplane.is_ready():
-        return json_response({"ready": True})
-    waiting = [view.name for view in dataplane.views() if view.served is None]
-    return json_response({"ready": False, "error": f"not ready: waiting for {waiting or 'the first load'}"}, 503)
+    return readiness(plane(request))
 
 
 @router.get("/v2/models/{name}", summary="Model metadata (the served version)", responses=ERROR_RESPONSES)
