@@ -53,6 +53,8 @@ class Batcher:
 
     async def submit(self, model_input: Any, proba: bool) -> Prediction:
         loop = asyncio.get_running_loop()
+        if self.running == 0 and not self.pending:
+            return await self._alone_now(loop, model_input, proba)
         request = _Request(model_input, self.servable.count(model_input), proba, loop.create_future())
         self.pending.append(request)
         if self.running == 0 or self._pending_rows() >= self.max_batch_size:
@@ -60,6 +62,19 @@ class Batcher:
         elif self._timer is None:
             self._timer = loop.call_later(self.max_wait_s, self._on_timer)
         return await request.future
+
+    async def _alone_now(self, loop: asyncio.AbstractEventLoop, model_input: Any, proba: bool) -> Prediction:
+        """The idle model: predict at once, without the task and future a queued batch needs."""
+        self.running += 1
+        try:
+            prediction = await loop.run_in_executor(self.executor, predict, self.model, model_input, proba)
+        finally:
+            self.running -= 1
+            if self.pending:
+                self._dispatch()
+        if self.on_batch is not None:
+            self.on_batch(self.servable.count(model_input))
+        return prediction
 
     def _pending_rows(self) -> int:
         return sum(r.rows for r in self.pending)
@@ -72,7 +87,8 @@ class Batcher:
     def _dispatch(self) -> None:
         if self.running >= MAX_PARALLEL_BATCHES or not self.pending:
             return
-        batch, rows = [], 0
+        batch: list[_Request] = []
+        rows = 0
         while self.pending and (not batch or rows + self.pending[0].rows <= self.max_batch_size):
             request = self.pending.pop(0)
             batch.append(request)

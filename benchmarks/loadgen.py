@@ -1,0 +1,140 @@
+"""Load generation: the same closed-loop load (N keep-alive connections, each sending the next
+request as soon as the previous answer arrives) from `wrk` with a Lua POST script when it is on
+PATH, or from a small asyncio HTTP/1.1 client otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx answers, socket errors and timeouts
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def choose_generator(preference: str) -> str:
+    """'wrk' or 'python'; 'auto' takes wrk when it is installed."""
+    if preference == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if preference == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not on PATH (apt-get install wrk), or pass --load-generator python")
+    return preference
+
+
+def drive(generator: str, url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+    if generator == "wrk":
+        return run_wrk(url, body, connections, seconds)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_python(url, body, connections, seconds))
+    return uvloop.run(run_python(url, body, connections, seconds))
+
+
+# wrk
+
+
+def lua_script(body: bytes) -> str:
+    text = body.decode()
+    assert "]==]" not in text
+    return f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{text}]==]\n'
+
+
+def run_wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+    with tempfile.TemporaryDirectory(prefix="amms-wrk-") as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(lua_script(body))
+        threads = min(connections, 2)
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        done = subprocess.run([*command, "-s", str(script), url], capture_output=True, text=True, check=True)
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(output: str) -> LoadResult:
+    def number(pattern: str) -> float:
+        match = re.search(pattern, output)
+        return float(match.group(1)) if match else 0.0
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+        return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+    requests = int(number(r"(\d+) requests in"))
+    rate = number(r"Requests/sec:\s+([\d.]+)")
+    socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = int(number(r"Non-2xx or 3xx responses: (\d+)"))
+    errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    seconds = requests / rate if rate else 0.0
+    return LoadResult(requests, seconds, latency("50"), latency("99"), errors)
+
+
+# Python: one asyncio task per connection, raw HTTP/1.1 keep-alive
+
+
+async def run_python(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+    parts = urlsplit(url)
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(_connection(parts.hostname or "127.0.0.1", parts.port or 80, request, deadline) for _ in range(connections))
+    )
+    elapsed = time.perf_counter() - started
+    latencies = np.concatenate([np.asarray(r[0], dtype=np.float64) for r in results]) * 1e3
+    errors = sum(r[1] for r in results)
+    if latencies.size == 0:
+        return LoadResult(0, elapsed, float("nan"), float("nan"), errors)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return LoadResult(int(latencies.size), elapsed, float(p50), float(p99), errors)
+
+
+async def _connection(host: str, port: int, request: bytes, deadline: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while (now := time.perf_counter()) < deadline:
+            writer.write(request)
+            try:
+                status = await asyncio.wait_for(_read_response(reader), timeout=2.0)
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
+            latencies.append(time.perf_counter() - now)
+            errors += not 200 <= status < 300
+    finally:
+        writer.close()
+    return latencies, errors
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+    return status
