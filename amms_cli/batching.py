@@ -1,16 +1,16 @@
 """Adaptive batching: a Batcher object wrapped around one loaded version.
 
-A request that arrives while the model is idle is dispatched at once (batching never adds latency at
-low load). Requests that arrive while a batch is running wait for it and are merged into the next
-batch, up to `max_batch_size` rows; a request never waits longer than `max_wait_ms` for the model:
-after that a second batch runs beside the first. When a merged batch fails, each request is retried
-alone, so one bad request does not fail the others.
+A request that arrives while the model is idle is predicted at once (inline when the version is
+measured fast), so batching never adds latency at low load. Requests that arrive while a batch is
+running wait for it and are merged into the next batch, up to `max_batch_size` rows. Only when they
+have waited `max_wait_ms` for a model that is still busy does a second batch run beside the first.
+When a merged batch fails, each request is retried alone, so one bad request does not fail the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ class Batcher:
         executor: Executor,
         max_batch_size: int,
         max_wait_ms: float,
+        predict_one: Callable[[Any, bool], Awaitable[Prediction]],
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model
@@ -46,6 +47,7 @@ class Batcher:
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
+        self.predict_one = predict_one  # a single request: inline when the model is measured fast
         self.on_batch = on_batch
         self.pending: list[_Request] = []
         self.running = 0
@@ -67,7 +69,7 @@ class Batcher:
         """The idle model: predict at once, without the task and future a queued batch needs."""
         self.running += 1
         try:
-            prediction = await loop.run_in_executor(self.executor, predict, self.model, model_input, proba)
+            prediction = await self.predict_one(model_input, proba)
         finally:
             self.running -= 1
             if self.pending:
@@ -101,7 +103,7 @@ class Batcher:
         try:
             if len(batch) == 1:
                 only = batch[0]
-                result = await loop.run_in_executor(self.executor, predict, self.model, only.model_input, only.proba)
+                result = await self.predict_one(only.model_input, only.proba)
                 _settle(only.future, result)
             else:
                 parts = await loop.run_in_executor(self.executor, self._predict_merged, batch)

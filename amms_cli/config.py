@@ -57,7 +57,12 @@ class ModelEntry(BaseModel):
         1, ge=1, le=4096, strict=True, description="Adaptive batching: most rows per model call; 1 turns batching off."
     )
     max_wait_ms: float = Field(
-        2.0, ge=0, le=1000, strict=True, description="Adaptive batching: longest wait for a batch to fill while busy."
+        50.0,
+        ge=0,
+        le=10_000,
+        strict=True,
+        description="Adaptive batching: how long queued requests wait for a busy model before a second batch "
+        "runs beside the first.",
     )
     load_timeout_s: float = Field(
         120.0, gt=0, le=3600, strict=True, description="A version that takes longer to load is marked FAILED."

@@ -11,6 +11,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "amms_requests_total",
             "Inference requests by model, version, protocol and HTTP status code.",
@@ -43,8 +44,16 @@ class Metrics:
         )
 
     def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
-        self.requests.labels(model, version, protocol, str(code)).inc()
-        self.latency.labels(model, version, protocol).observe(seconds)
+        key = (model, version, protocol, code)
+        children = self._request_children.get(key)
+        if children is None:  # label lookups cost more than the increments; the label set is bounded
+            children = (
+                self.requests.labels(model, version, protocol, str(code)),
+                self.latency.labels(model, version, protocol),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import threading
@@ -212,6 +213,7 @@ class Reconciler:
                 self.registry.executor,
                 entry.max_batch_size,
                 entry.max_wait_ms,
+                functools.partial(loaded.predict, self.registry.executor),
                 on_batch=histogram.observe,
             )
 

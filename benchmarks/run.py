@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: iris_lr only, 1 s runs, short warm-up")
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--max-batch-size", type=int, default=32, help="amms batching: max_batch_size")
-    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="amms batching: max_wait_ms")
+    parser.add_argument("--max-wait-ms", type=float, default=50.0, help="amms batching: max_wait_ms")
     parser.add_argument(
         "--mlserver-venv",
         type=Path,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from amms_cli.errors import InvalidInput
-from amms_cli.inference import Prediction, predict
+from amms_cli.inference import Prediction
 from amms_cli.metrics import Metrics
 from amms_cli.registry import LoadedVersion, ModelView, Registry
 
@@ -19,14 +18,6 @@ UNKNOWN_MODEL = "<unknown>"  # metrics label for names that are not configured (
 class InferResult:
     model: LoadedVersion
     prediction: Prediction
-
-
-def timed_predict(loaded: LoadedVersion, model_input: Any, proba: bool) -> Prediction:
-    started = time.perf_counter()
-    try:
-        return predict(loaded.model, model_input, proba)
-    finally:
-        loaded.speed.observe(time.perf_counter() - started)
 
 
 class DataPlane:
@@ -43,13 +34,8 @@ class DataPlane:
         try:
             if loaded.batcher is not None:
                 prediction = await loaded.batcher.submit(model_input, proba)
-            elif loaded.speed.inline:
-                prediction = timed_predict(loaded, model_input, proba)
             else:
-                loop = asyncio.get_running_loop()
-                prediction = await loop.run_in_executor(
-                    self.registry.executor, timed_predict, loaded, model_input, proba
-                )
+                prediction = await loaded.predict(self.registry.executor, model_input, proba)
         finally:
             loaded.release()
         return InferResult(loaded, prediction)
