@@ -43,6 +43,10 @@ class VersionStatus:
     changed_at: float = field(default_factory=time.time)
 
 
+SERIALISED_LOADERS = frozenset({"pickle", "cloudpickle", "joblib"})
+UNBOUNDED = 1 << 30
+
+
 class PredictSpeed:
     """Decides whether a version's predictions may run on the event loop.
 
@@ -88,9 +92,11 @@ class LoadedVersion:
         self.retired = False
         self._drained: asyncio.Event | None = None
         self.speed = PredictSpeed()
-        # One prediction of a version at a time: concurrent calls of a model that holds the GIL only
-        # contend (measured: 4 threads halved a random forest's throughput). Batching and workers scale.
-        self.gate = asyncio.Semaphore(1)
+        # Pickled Python models (scikit-learn and friends) mostly hold the GIL: concurrent calls only
+        # contend (measured: 4 threads halved a random forest's throughput), so they predict one at a
+        # time and scale through batching and workers. ONNX (releases the GIL) and custom models (may
+        # wait on I/O) run concurrently in the thread pool.
+        self.gate = asyncio.Semaphore(1 if manifest.loader in SERIALISED_LOADERS else UNBOUNDED)
 
     async def predict(self, executor: Executor, model_input: Any, proba: bool) -> Prediction:
         """Predict inline when this version is measured fast and idle, else in `executor`, one at a time."""
