@@ -46,7 +46,8 @@ def post(client: httpx.Client, body: bytes | str, path: str = "/models/iris/pred
     ("body", "status", "message"),
     [
         ('{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}", 400, "nested too deeply"),
-        ("[" * 5000 + "]" * 5000, 400, "must be a JSON object"),
+        ("[" * 5000 + "]" * 5000, 400, "nested too deeply"),
+        ("[" * 500 + "]" * 500, 400, "must be a JSON object"),
         ('{"inputs": [[NaN, 1, 2, 3]]}', 400, "malformed JSON"),
         ('{"inputs": [[1e999, 1, 2, 3]]}', 400, "infinity"),
         ('{"inputs": [["a", "b", "c", "d"]]}', 400, "expected numbers, got strings"),

@@ -32,7 +32,16 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if _is_depth_error(exc):
+            # orjson (>= 3.11) stops at 1024 levels; older releases parse deeper and the
+            # servables then refuse the shape, so either way the client learns the same thing.
+            raise InvalidInput("malformed JSON: nested too deeply (at most 1024 levels)") from None
         raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def _is_depth_error(exc: orjson.JSONDecodeError) -> bool:
+    text = str(exc)
+    return "depth limit" in text or "recursion limit" in text
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
