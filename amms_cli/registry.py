@@ -51,29 +51,55 @@ class PredictSpeed:
     """Decides whether a version's predictions may run on the event loop.
 
     Handing a call to a thread costs tens of microseconds, more than a small linear model needs to
-    predict. A version whose measured calls stay far below a millisecond runs inline (the event loop
-    is held no longer than a thread hop would take); one slow call sends it back to the thread pool.
+    predict. A version whose calls stay far below a millisecond runs inline (the event loop is held
+    no longer than a thread hop would take).
+
+    Calls made in the thread pool are judged by the CPU time of the calling thread: their wall time
+    includes waiting for the GIL while the event loop runs, which under load made a 0.1 ms model look
+    like a 3 ms one and kept it in the pool for good. Inline calls are judged by wall time, so a model
+    that waits (on I/O, a lock, a sleep) is sent back to the pool after one slow call. Every such
+    demotion doubles the number of calls needed to go inline again, so a model that keeps waiting
+    blocks the loop ever more rarely; a long inline streak earns one doubling back.
     """
 
     INLINE_BELOW_S = 0.0003
     SLOW_CALL_S = 0.002
     WARM_UP_CALLS = 32
+    MAX_BACKOFF = 10  # at most 32 << 10 calls in the pool between two inline attempts
+    FORGIVE_AFTER_CALLS = 10_000
 
-    __slots__ = ("average_s", "calls", "inline")
+    __slots__ = ("average_s", "backoff", "calls", "inline")
 
     def __init__(self) -> None:
         self.average_s = 0.0
         self.calls = 0
+        self.backoff = 0
         self.inline = False
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, wall_s: float, cpu_s: float) -> None:
+        """One finished call: its wall time, and the CPU time its thread spent in it."""
+        seconds = wall_s if self.inline else cpu_s
         self.calls += 1
         self.average_s = seconds if self.calls == 1 else 0.9 * self.average_s + 0.1 * seconds
-        if seconds > self.SLOW_CALL_S:
-            self.inline = False
+        if self.inline:
+            if wall_s > self.SLOW_CALL_S:
+                self._demote()
+            elif self.calls >= self.WARM_UP_CALLS and self.average_s > 2 * self.INLINE_BELOW_S:
+                self.inline = False  # grew slower, though never slow enough to demote
+                self.calls = 0
+            elif self.calls >= self.FORGIVE_AFTER_CALLS:
+                self.backoff = max(0, self.backoff - 1)
+                self.calls = 0
+        elif seconds > self.SLOW_CALL_S:
             self.calls = 0
-        elif self.calls >= self.WARM_UP_CALLS:
+        elif self.calls >= self.WARM_UP_CALLS << self.backoff:
             self.inline = self.average_s < self.INLINE_BELOW_S
+            self.calls = 0
+
+    def _demote(self) -> None:
+        self.inline = False
+        self.calls = 0
+        self.backoff = min(self.backoff + 1, self.MAX_BACKOFF)
 
 
 class LoadedVersion:
@@ -107,11 +133,11 @@ class LoadedVersion:
             return await loop.run_in_executor(executor, self.timed_predict, model_input, proba)
 
     def timed_predict(self, model_input: Any, proba: bool) -> Prediction:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             return predict(self.model, model_input, proba)
         finally:
-            self.speed.observe(time.perf_counter() - started)
+            self.speed.observe(time.perf_counter() - started, time.thread_time() - started_cpu)
 
     def acquire(self) -> None:
         self.in_flight += 1

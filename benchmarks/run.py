@@ -1,18 +1,24 @@
 """Benchmark amms against the thinnest FastAPI endpoint (the "floor") and, when available, MLServer.
 
-    python benchmarks/run.py            # iris_lr and rf, 1 and 16 connections, 10 s per run
-    python benchmarks/run.py --quick    # a smoke run: iris_lr only, 1 s per run
+    python benchmarks/run.py                      # iris_lr and rf; 1, 8 and 64 connections; 3 rounds of 10 s
+    python benchmarks/run.py --connections 1,16   # other connection counts
+    python benchmarks/run.py --quick              # a smoke run: iris_lr only, 1 round of 1 s
 
-Trains the models, publishes them with `amms add-model` into a temporary repository, then starts
-each server alone on a free port, drives it with single-row predict requests (wrk when installed,
-otherwise an asyncio client) and prints one table. Ratios compare runs of the same model and
+Trains the models and publishes them with `amms add-model` into a temporary repository, then
+starts every server at once on its own free port (idle servers cost next to nothing) and drives
+them one at a time with single-row predict requests (wrk when installed, otherwise an asyncio
+client). Runs are interleaved in rounds, the server order rotating each round, and the table
+reports each server's median round, so a machine that slows down or speeds up during the run
+shifts every server alike instead of skewing the ratios. Ratios compare the same model and
 connection count. Set AMMS_BENCH_MLSERVER_VENV (or --mlserver-venv) to a virtualenv with
-`mlserver mlserver-sklearn` installed to add MLServer to the table.
+`mlserver mlserver-sklearn` installed to add MLServer. After the table, each performance target of
+the project is printed with the ratio measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shutil
@@ -28,6 +34,7 @@ from servers import ServerSpec, amms_spec, floor_spec, free_port, mlserver_spec,
 from workload import MODEL_NAMES, BenchModel, batched_config, build_repository, train_models
 
 SpecFactory = Callable[[int], ServerSpec]  # port -> spec
+Servers = dict[str, tuple[ServerSpec, str]]  # label -> (spec, base URL)
 
 
 @dataclass(frozen=True)
@@ -38,16 +45,35 @@ class Row:
     result: LoadResult
 
 
+@dataclass(frozen=True)
+class Target:
+    what: str
+    value: float | None  # None: not measured in this run
+    goal: float
+    at_most: bool = False  # the value must stay at or below the goal (latency), not reach it
+
+    def line(self) -> str:
+        if self.value is None:
+            return f"  -      {self.what}: not measured in this run"
+        met = self.value <= self.goal if self.at_most else self.value >= self.goal
+        sign = "<=" if self.at_most else ">="
+        return f"  {'met   ' if met else 'MISSED'} {self.what}: {self.value:.2f} (target {sign} {self.goal:g})"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per server and model")
-    parser.add_argument("--connections", default="1,16", help="comma-separated connection counts (default 1,16)")
+    parser.add_argument("--connections", default="1,8,64", help="comma-separated connection counts (default 1,8,64)")
     parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated: iris_lr, rf")
-    parser.add_argument("--quick", action="store_true", help="smoke run: iris_lr only, 1 s runs, short warm-up")
+    parser.add_argument("--quick", action="store_true", help="smoke run: iris_lr only, 1 round of 1 s, short warm-up")
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--max-batch-size", type=int, default=32, help="amms batching: max_batch_size")
-    parser.add_argument("--max-wait-ms", type=float, default=50.0, help="amms batching: max_wait_ms")
+    parser.add_argument("--max-wait-ms", type=float, default=50.0, help="amms batching: max_wait_ms (default 50)")
+    parser.add_argument(
+        "--no-workers", dest="workers", action="store_false", help="skip amms --workers 2 (measured by default)"
+    )
     parser.add_argument(
         "--mlserver-venv",
         type=Path,
@@ -57,12 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="keep models, repository and server logs here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup, args.models = 1.0, 0.5, "iris_lr"
+        args.duration, args.warmup, args.rounds, args.models, args.workers = 1.0, 0.5, 1, "iris_lr", False
     return args
 
 
 def server_plan(args: argparse.Namespace, models: list[BenchModel], work: Path) -> tuple[list[SpecFactory], str]:
-    """The servers to measure, in order, and a note on what was skipped."""
+    """The servers to measure and a note on what was skipped."""
     config = build_repository(models, work / "repository")
     batched = batched_config(config, args.max_batch_size, args.max_wait_ms)
     plan: list[SpecFactory] = [
@@ -70,6 +96,8 @@ def server_plan(args: argparse.Namespace, models: list[BenchModel], work: Path) 
         lambda port: amms_spec("amms", config, port),
         lambda port: amms_spec("amms-batched", batched, port),
     ]
+    if args.workers:
+        plan.append(lambda port: amms_spec("amms-2workers", config, port, "--workers", "2"))
     venv = args.mlserver_venv
     if venv is None or not (venv / "bin" / "mlserver").exists():
         why = "no venv given" if venv is None else f"no bin/mlserver in {venv}"
@@ -81,20 +109,51 @@ def server_plan(args: argparse.Namespace, models: list[BenchModel], work: Path) 
     return plan, f"MLServer from {venv}"
 
 
-def measure(spec: ServerSpec, port: int, models: list[BenchModel], args: argparse.Namespace, work: Path) -> list[Row]:
-    rows = []
+def start_all(plan: list[SpecFactory], work: Path, stack: contextlib.ExitStack) -> Servers:
+    """Start every server; the stack stops them all."""
+    servers = {}
+    for factory in plan:
+        port = free_port()
+        spec = factory(port)
+        servers[spec.label] = (spec, stack.enter_context(running(spec, port, work / f"{spec.label}.log")))
+        print(f"  started {spec.label}", file=sys.stderr)
+    return servers
+
+
+def measure(servers: Servers, models: list[BenchModel], args: argparse.Namespace) -> list[Row]:
+    """Every (model, connections, server) run once per round; the server order rotates each round."""
     connections = [int(c) for c in args.connections.split(",")]
-    with running(spec, port, work / f"{spec.label}.log") as url:
-        for model in models:
+    labels = list(servers)
+    for model in models:
+        for spec, url in servers.values():
             path, body = request_for(spec, model)
             check_answer(url + path, body)
             if args.warmup > 0:
                 drive(args.generator, url + path, body, max(connections), args.warmup)
+    runs: dict[tuple[str, str, int], list[LoadResult]] = {}
+    for round_number in range(args.rounds):
+        order = labels[round_number % len(labels) :] + labels[: round_number % len(labels)]
+        for model in models:
             for count in connections:
-                result = drive(args.generator, url + path, body, count, args.duration)
-                rows.append(Row(spec.label, model.name, count, result))
-                print(f"  {spec.label:<16} {model.name:<8} {count:>3} conns {result.rps:>9,.0f} req/s", file=sys.stderr)
-    return rows
+                for label in order:
+                    spec, url = servers[label]
+                    path, body = request_for(spec, model)
+                    result = drive(args.generator, url + path, body, count, args.duration)
+                    runs.setdefault((label, model.name, count), []).append(result)
+                    print(
+                        f"  round {round_number + 1}/{args.rounds} {label:<16} {model.name:<8} {count:>3} conns "
+                        f"{result.rps:>9,.0f} req/s",
+                        file=sys.stderr,
+                    )
+    return [Row(label, model, count, median_run(results)) for (label, model, count), results in runs.items()]
+
+
+def median_run(results: list[LoadResult]) -> LoadResult:
+    """The run with the median throughput (its own latencies), with the errors of every run."""
+    ordered = sorted(results, key=lambda r: r.rps)
+    middle = ordered[(len(ordered) - 1) // 2]
+    errors = sum(r.errors for r in results)
+    return LoadResult(middle.requests, middle.seconds, middle.p50_ms, middle.p99_ms, errors)
 
 
 def check_answer(url: str, body: bytes) -> None:
@@ -103,11 +162,20 @@ def check_answer(url: str, body: bytes) -> None:
         raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
 
 
-def ratio(rows: list[Row], row: Row, server: str) -> str:
-    base = next((r for r in rows if (r.server, r.model, r.connections) == (server, row.model, row.connections)), None)
-    if base is None or not base.result.rps:
-        return "-"
-    return f"{row.result.rps / base.result.rps:.2f}"
+def find(rows: list[Row], server: str, model: str, connections: int) -> LoadResult | None:
+    key = (server, model, connections)
+    return next((r.result for r in rows if (r.server, r.model, r.connections) == key), None)
+
+
+def rps_ratio(rows: list[Row], server: str, base: str, model: str, connections: int) -> float | None:
+    mine, theirs = find(rows, server, model, connections), find(rows, base, model, connections)
+    if mine is None or theirs is None or not theirs.rps:
+        return None
+    return mine.rps / theirs.rps
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def format_table(rows: list[Row]) -> str:
@@ -118,12 +186,41 @@ def format_table(rows: list[Row]) -> str:
     for row in sorted(rows, key=lambda r: (r.model, r.connections)):
         result = row.result
         cells = [row.server, row.model, str(row.connections), f"{result.rps:,.0f}"]
-        cells += [_ms(result.p50_ms), _ms(result.p99_ms), str(result.errors), ratio(rows, row, "floor")]
+        cells += [_ms(result.p50_ms), _ms(result.p99_ms), str(result.errors)]
+        cells.append(_cell(rps_ratio(rows, row.server, "floor", row.model, row.connections)))
         if with_mlserver:
             peer = "mlserver-batched" if row.server.endswith("batched") else "mlserver"
-            cells.append(ratio(rows, row, peer) if row.server.startswith("amms") else "")
+            mine = row.server.startswith("amms")
+            cells.append(_cell(rps_ratio(rows, row.server, peer, row.model, row.connections)) if mine else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    """The performance targets of the project, each with the value this run measured."""
+    found = [
+        Target(f"iris_lr {c} conn: amms / floor", rps_ratio(rows, "amms", "floor", "iris_lr", c), 0.9) for c in (1, 8)
+    ]
+    found += [
+        Target(f"{m} 1 conn, batching on: amms-batched / floor", rps_ratio(rows, "amms-batched", "floor", m, 1), 0.9)
+        for m in MODEL_NAMES
+    ]
+    found += [
+        Target(
+            f"rf {c} conns: amms-batched / mlserver-batched",
+            rps_ratio(rows, "amms-batched", "mlserver-batched", "rf", c),
+            goal,
+        )
+        for c, goal in ((8, 1.3), (64, 1.2))
+    ]
+    rf_64 = find(rows, "amms-batched", "rf", 64)
+    found.append(Target("rf 64 conns, amms-batched p99 ms", None if rf_64 is None else rf_64.p99_ms, 100, True))
+    found.append(Target("rf 64 conns, amms-batched errors", None if rf_64 is None else rf_64.errors, 0, True))
+    most = max((r.connections for r in rows if r.model == "rf"), default=0)
+    found.append(
+        Target(f"rf {most} conns: amms --workers 2 / 1", rps_ratio(rows, "amms-2workers", "amms", "rf", most), 1.0)
+    )
+    return found
 
 
 def _ms(value: float) -> str:
@@ -138,17 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         models = train_models(args.models.split(","), work / "artifacts")
         plan, note = server_plan(args, models, work)
-        rows = []
-        for factory in plan:
-            port = free_port()
-            rows += measure(factory(port), port, models, args, work)
+        with contextlib.ExitStack() as stack:
+            rows = measure(start_all(plan, work, stack), models, args)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     generator = "wrk (Lua POST script)" if args.generator == "wrk" else "python asyncio client (may limit req/s)"
-    print(f"load generator: {generator}; {args.duration:g} s per run; {os.cpu_count()} CPUs shared with the servers")
+    print(f"load generator: {generator}; {args.rounds} round(s) of {args.duration:g} s per run, median shown; ", end="")
+    print(f"{os.cpu_count()} CPUs shared with the servers")
     print(f"amms-batched: max_batch_size={args.max_batch_size}, max_wait_ms={args.max_wait_ms:g}; {note}")
     print(format_table(rows))
+    print("targets:")
+    for target in targets(rows):
+        print(target.line())
     return 0
 
 

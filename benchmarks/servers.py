@@ -1,6 +1,6 @@
 """The servers under test: how to start each one on a free port, wait until it is ready, and stop it.
 
-Every server runs alone while it is measured, so none of them competes with another for the CPU.
+All servers start at once; only the one being measured has load, so none competes for the CPU.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def floor_spec(models: list[BenchModel], port: int) -> ServerSpec:
     return ServerSpec("floor", command, "/health")
 
 
-def amms_spec(label: str, config: Path, port: int) -> ServerSpec:
-    command = [sys.executable, "-m", "amms_cli", "serve", "--config", str(config), "--port", str(port)]
+def amms_spec(label: str, config: Path, port: int, *extra: str) -> ServerSpec:
+    command = [sys.executable, "-m", "amms_cli", "serve", "--config", str(config), "--port", str(port), *extra]
     return ServerSpec(label, [*command, "--log-level", "warning"], "/health/ready")
 
 
