@@ -7,12 +7,12 @@
 Trains the models and publishes them with `amms add-model` into a temporary repository, then
 starts every server at once on its own free port (idle servers cost next to nothing) and drives
 them one at a time with single-row predict requests (wrk when installed, otherwise an asyncio
-client). Runs are interleaved in rounds, the server order rotating each round, and the table
-reports each server's median round, so a machine that slows down or speeds up during the run
-shifts every server alike instead of skewing the ratios. Ratios compare the same model and
-connection count. Set AMMS_BENCH_MLSERVER_VENV (or --mlserver-venv) to a virtualenv with
-`mlserver mlserver-sklearn` installed to add MLServer. After the table, each performance target of
-the project is printed with the ratio measured here.
+client). Runs are interleaved in rounds, the server order rotating each round, and each run
+starts once the machine is idle again. The table reports each server's median round, so a machine
+that slows down or speeds up during the run shifts every server alike instead of skewing the
+ratios. Ratios compare the same model and connection count. Set AMMS_BENCH_MLSERVER_VENV (or
+--mlserver-venv) to a virtualenv with `mlserver mlserver-sklearn` installed to add MLServer. After
+the table, each performance target of the project is printed with the ratio measured here.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from loadgen import LoadResult, choose_generator, drive
 from servers import ServerSpec, amms_spec, floor_spec, free_port, mlserver_spec, request_for, running
 from workload import MODEL_NAMES, BenchModel, batched_config, build_repository, train_models
@@ -138,6 +140,7 @@ def measure(servers: Servers, models: list[BenchModel], args: argparse.Namespace
                 for label in order:
                     spec, url = servers[label]
                     path, body = request_for(spec, model)
+                    settle()
                     result = drive(args.generator, url + path, body, count, args.duration)
                     runs.setdefault((label, model.name, count), []).append(result)
                     print(
@@ -146,6 +149,14 @@ def measure(servers: Servers, models: list[BenchModel], args: argparse.Namespace
                         file=sys.stderr,
                     )
     return [Row(label, model, count, median_run(results)) for (label, model, count), results in runs.items()]
+
+
+def settle(busy_percent: float = 20.0, longest_s: float = 15.0) -> None:
+    """Wait until the machine is idle: a server may still be working off the queue of the last run
+    (MLServer's batching keeps answering timed-out requests), which would slow the next one."""
+    deadline = time.monotonic() + longest_s
+    while psutil.cpu_percent(interval=0.3) > busy_percent and time.monotonic() < deadline:
+        pass
 
 
 def median_run(results: list[LoadResult]) -> LoadResult:
