@@ -1,10 +1,18 @@
 """Adaptive batching: a Batcher object wrapped around one loaded version.
 
 A request that arrives while the model is idle is predicted at once (inline when the version is
-measured fast), so batching never adds latency at low load. Requests that arrive while a batch is
+measured fast), so batching adds no latency at low load. Requests that arrive while a batch is
 running wait for it and are merged into the next batch, up to `max_batch_size` rows. Only when they
 have waited `max_wait_ms` for a model that is still busy does a second batch run beside the first.
 When a merged batch fails, each request is retried alone, so one bad request does not fail the others.
+
+One refinement keeps batches full under steady load: clients that were just answered send their
+next request a fraction of a millisecond later. Predicting the first of them alone would keep the
+model busy for a whole call while the rest queue behind it, so batches would alternate between one
+row and the rest. The batcher therefore remembers how many requests were in flight during the last
+batch (the number of active clients); an idle model that has fewer than that queued waits for the
+others, at most one average batch time and never longer than `max_wait_ms`. A lone client is never
+kept waiting, since one request in flight is all it ever has.
 """
 
 from __future__ import annotations
@@ -52,31 +60,51 @@ class Batcher:
         self.pending: list[_Request] = []
         self.running = 0
         self._timer: asyncio.TimerHandle | None = None
+        self.in_flight = 0  # requests submitted and not yet answered
+        self._peak_in_flight = 0  # the most in flight since the last batch finished
+        self.expected = 1  # requests in flight during the last batch: the active clients
+        self.batch_seconds = 0.0  # moving average of one batch's wall time
 
     async def submit(self, model_input: Any, proba: bool) -> Prediction:
+        self.in_flight += 1
+        self._peak_in_flight = max(self._peak_in_flight, self.in_flight)
+        try:
+            return await self._submit(model_input, proba)
+        finally:
+            self.in_flight -= 1
+
+    async def _submit(self, model_input: Any, proba: bool) -> Prediction:
         loop = asyncio.get_running_loop()
-        if self.running == 0 and not self.pending:
+        if self.running == 0 and not self.pending and self.in_flight >= self.expected:
             return await self._alone_now(loop, model_input, proba)
         request = _Request(model_input, self.servable.count(model_input), proba, loop.create_future())
         self.pending.append(request)
-        if self.running == 0 or self._pending_rows() >= self.max_batch_size:
+        if self._pending_rows() >= self.max_batch_size or (self.running == 0 and self.in_flight >= self.expected):
             self._dispatch()
         elif self._timer is None:
-            self._timer = loop.call_later(self.max_wait_s, self._on_timer)
+            wait_s = self.max_wait_s if self.running else min(self.max_wait_s, self.batch_seconds)
+            self._timer = loop.call_later(wait_s, self._on_timer)
         return await request.future
 
     async def _alone_now(self, loop: asyncio.AbstractEventLoop, model_input: Any, proba: bool) -> Prediction:
         """The idle model: predict at once, without the task and future a queued batch needs."""
         self.running += 1
+        started = loop.time()
         try:
             prediction = await self.predict_one(model_input, proba)
         finally:
-            self.running -= 1
-            if self.pending:
-                self._dispatch()
+            self._batch_done(loop.time() - started)
         if self.on_batch is not None:
             self.on_batch(self.servable.count(model_input))
         return prediction
+
+    def _batch_done(self, seconds: float) -> None:
+        self.running -= 1
+        self.batch_seconds = seconds if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * seconds
+        self.expected = max(1, self._peak_in_flight)
+        self._peak_in_flight = self.in_flight
+        if self.pending:
+            self._dispatch()
 
     def _pending_rows(self) -> int:
         return sum(r.rows for r in self.pending)
@@ -89,6 +117,9 @@ class Batcher:
     def _dispatch(self) -> None:
         if self.running >= MAX_PARALLEL_BATCHES or not self.pending:
             return
+        if self._timer is not None:  # a wait timer must not start a second batch early
+            self._timer.cancel()
+            self._timer = None
         batch: list[_Request] = []
         rows = 0
         while self.pending and (not batch or rows + self.pending[0].rows <= self.max_batch_size):
@@ -100,6 +131,7 @@ class Batcher:
 
     async def _run(self, batch: list[_Request], rows: int) -> None:
         loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             if len(batch) == 1:
                 only = batch[0]
@@ -116,9 +148,7 @@ class Batcher:
                 if not request.future.done():
                     request.future.set_exception(exc)
         finally:
-            self.running -= 1
-            if self.pending:
-                self._dispatch()
+            self._batch_done(loop.time() - started)
 
     def _predict_merged(self, batch: list[_Request]) -> list[Prediction | BaseException]:
         proba = any(r.proba for r in batch)

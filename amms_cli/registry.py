@@ -9,6 +9,8 @@ All mutations happen on the event loop thread (the reconciler is a coroutine), s
 from __future__ import annotations
 
 import asyncio
+import itertools
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -43,8 +45,20 @@ class VersionStatus:
     changed_at: float = field(default_factory=time.time)
 
 
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)  # Linux only
+_FALLBACK_WAITS = itertools.count()
+
 SERIALISED_LOADERS = frozenset({"pickle", "cloudpickle", "joblib"})
 UNBOUNDED = 1 << 30
+
+
+def thread_clock() -> tuple[float, int]:
+    """CPU seconds used by the calling thread, and how often it has blocked (voluntary context
+    switches). Where the OS cannot tell (macOS), every call counts as having blocked."""
+    if _RUSAGE_THREAD is None:
+        return time.thread_time(), next(_FALLBACK_WAITS)
+    usage = resource.getrusage(_RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
 
 
 class PredictSpeed:
@@ -54,12 +68,13 @@ class PredictSpeed:
     predict. A version whose calls stay far below a millisecond runs inline (the event loop is held
     no longer than a thread hop would take).
 
-    Calls made in the thread pool are judged by the CPU time of the calling thread: their wall time
-    includes waiting for the GIL while the event loop runs, which under load made a 0.1 ms model look
-    like a 3 ms one and kept it in the pool for good. Inline calls are judged by wall time, so a model
-    that waits (on I/O, a lock, a sleep) is sent back to the pool after one slow call. Every such
-    demotion doubles the number of calls needed to go inline again, so a model that keeps waiting
-    blocks the loop ever more rarely; a long inline streak earns one doubling back.
+    Calls are judged by the CPU time of the calling thread, not wall time: in the pool, wall time
+    includes waiting for the GIL while the event loop runs (under load it made a 0.1 ms model look
+    like a 3 ms one and kept it in the pool for good); inline, it includes being preempted by other
+    processes on a busy machine. An inline call that used the CPU too long, or that blocked (the
+    thread gave up the CPU by itself: I/O, a lock, a sleep) for too long, sends the version back to
+    the pool. Every such demotion doubles the calls needed before it goes inline again, so a model
+    that keeps waiting blocks the loop ever more rarely; a long inline streak earns one doubling back.
     """
 
     INLINE_BELOW_S = 0.0003
@@ -76,13 +91,12 @@ class PredictSpeed:
         self.backoff = 0
         self.inline = False
 
-    def observe(self, wall_s: float, cpu_s: float) -> None:
-        """One finished call: its wall time, and the CPU time its thread spent in it."""
-        seconds = wall_s if self.inline else cpu_s
+    def observe(self, wall_s: float, cpu_s: float, blocked: bool) -> None:
+        """One finished call: wall time, CPU time of its thread, and whether the thread blocked."""
         self.calls += 1
-        self.average_s = seconds if self.calls == 1 else 0.9 * self.average_s + 0.1 * seconds
+        self.average_s = cpu_s if self.calls == 1 else 0.9 * self.average_s + 0.1 * cpu_s
         if self.inline:
-            if wall_s > self.SLOW_CALL_S:
+            if cpu_s > self.SLOW_CALL_S or (blocked and wall_s > self.SLOW_CALL_S):
                 self._demote()
             elif self.calls >= self.WARM_UP_CALLS and self.average_s > 2 * self.INLINE_BELOW_S:
                 self.inline = False  # grew slower, though never slow enough to demote
@@ -90,7 +104,7 @@ class PredictSpeed:
             elif self.calls >= self.FORGIVE_AFTER_CALLS:
                 self.backoff = max(0, self.backoff - 1)
                 self.calls = 0
-        elif seconds > self.SLOW_CALL_S:
+        elif cpu_s > self.SLOW_CALL_S:
             self.calls = 0
         elif self.calls >= self.WARM_UP_CALLS << self.backoff:
             self.inline = self.average_s < self.INLINE_BELOW_S
@@ -133,11 +147,12 @@ class LoadedVersion:
             return await loop.run_in_executor(executor, self.timed_predict, model_input, proba)
 
     def timed_predict(self, model_input: Any, proba: bool) -> Prediction:
-        started, started_cpu = time.perf_counter(), time.thread_time()
+        started, (started_cpu, started_waits) = time.perf_counter(), thread_clock()
         try:
             return predict(self.model, model_input, proba)
         finally:
-            self.speed.observe(time.perf_counter() - started, time.thread_time() - started_cpu)
+            cpu, waits = thread_clock()
+            self.speed.observe(time.perf_counter() - started, cpu - started_cpu, waits != started_waits)
 
     def acquire(self) -> None:
         self.in_flight += 1

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from amms_cli.registry import PredictSpeed
+import time
+
+from amms_cli.registry import PredictSpeed, thread_clock
 
 FAST_S = 0.0001
 SLOW_S = 0.005
 
 
-def warm(speed: PredictSpeed, calls: int, wall_s: float = FAST_S, cpu_s: float = FAST_S) -> None:
+def warm(speed: PredictSpeed, calls: int, wall_s: float = FAST_S, cpu_s: float = FAST_S, blocked: bool = False) -> None:
     for _ in range(calls):
-        speed.observe(wall_s, cpu_s)
+        speed.observe(wall_s, cpu_s, blocked)
 
 
 def test_a_fast_model_goes_inline_after_the_warm_up() -> None:
@@ -40,12 +42,12 @@ def test_one_slow_inline_call_demotes_and_each_demotion_doubles_the_next_warm_up
     speed = PredictSpeed()
     warm(speed, PredictSpeed.WARM_UP_CALLS)
     for demotions in range(1, 4):
-        speed.observe(SLOW_S, 0.0)  # inline, waited (I/O, a lock): the loop was blocked
+        speed.observe(SLOW_S, 0.0, blocked=True)  # inline, waited (I/O, a lock): the loop was blocked
         assert not speed.inline
         needed = PredictSpeed.WARM_UP_CALLS << demotions
-        warm(speed, needed - 1, wall_s=SLOW_S, cpu_s=0.0)
+        warm(speed, needed - 1, wall_s=SLOW_S, cpu_s=0.0, blocked=True)
         assert not speed.inline
-        warm(speed, 1, wall_s=SLOW_S, cpu_s=0.0)
+        warm(speed, 1, wall_s=SLOW_S, cpu_s=0.0, blocked=True)
         assert speed.inline
 
 
@@ -59,8 +61,35 @@ def test_an_inline_model_that_grows_slower_returns_to_the_pool() -> None:
 def test_a_long_inline_streak_earns_back_a_doubling() -> None:
     speed = PredictSpeed()
     warm(speed, PredictSpeed.WARM_UP_CALLS)
-    speed.observe(SLOW_S, 0.0)
+    speed.observe(SLOW_S, 0.0, blocked=True)
     warm(speed, PredictSpeed.WARM_UP_CALLS << 1)
     assert speed.inline and speed.backoff == 1
     warm(speed, PredictSpeed.FORGIVE_AFTER_CALLS)
     assert speed.backoff == 0
+
+
+def test_an_inline_call_preempted_by_a_busy_machine_does_not_demote() -> None:
+    """Slow by the wall clock, yet it neither used the CPU long nor blocked: another process ran."""
+    speed = PredictSpeed()
+    warm(speed, PredictSpeed.WARM_UP_CALLS)
+    speed.observe(SLOW_S, FAST_S, blocked=False)
+    assert speed.inline and speed.backoff == 0
+
+
+def test_an_inline_call_that_computes_for_milliseconds_demotes() -> None:
+    speed = PredictSpeed()
+    warm(speed, PredictSpeed.WARM_UP_CALLS)
+    speed.observe(SLOW_S, SLOW_S, blocked=False)
+    assert not speed.inline
+
+
+def test_the_thread_clock_sees_cpu_use_and_blocking() -> None:
+    cpu, _ = thread_clock()
+    deadline = time.thread_time() + 0.02
+    while time.thread_time() < deadline:
+        pass
+    busy_cpu, busy_waits = thread_clock()
+    assert busy_cpu - cpu >= 0.015
+    time.sleep(0.01)
+    _, slept_waits = thread_clock()
+    assert slept_waits != busy_waits
