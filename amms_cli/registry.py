@@ -53,12 +53,12 @@ UNBOUNDED = 1 << 30
 
 
 def thread_clock() -> tuple[float, int]:
-    """CPU seconds used by the calling thread, and how often it has blocked (voluntary context
-    switches). Where the OS cannot tell (macOS), every call counts as having blocked."""
+    """CPU seconds used by the calling thread (precise, from the scheduler), and how often it has
+    blocked (voluntary context switches; getrusage's CPU times are tick-sampled, too coarse for
+    sub-millisecond calls). Where the OS cannot count switches (macOS), every call counts as blocked."""
     if _RUSAGE_THREAD is None:
         return time.thread_time(), next(_FALLBACK_WAITS)
-    usage = resource.getrusage(_RUSAGE_THREAD)
-    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
+    return time.thread_time(), resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
 
 
 class PredictSpeed:
