@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from amms_cli.errors import InvalidInput
+from amms_cli.errors import AmmsError, InvalidInput
 from amms_cli.inference import Prediction
 from amms_cli.metrics import Metrics
 from amms_cli.registry import LoadedVersion, ModelView, Registry
@@ -39,6 +41,19 @@ class DataPlane:
         finally:
             loaded.release()
         return InferResult(loaded, prediction)
+
+    @contextlib.contextmanager
+    def failures_recorded(self, name: str, version: str | None, protocol: str, started: float) -> Iterator[None]:
+        """Count a request that fails inside the block under its status (500 for an unexpected error,
+        which the app's handler renders); a success is recorded by the caller, with the version served."""
+        try:
+            yield
+        except AmmsError as exc:
+            self.record(name, version, protocol, int(exc.status), started)
+            raise
+        except Exception:
+            self.record(name, version, protocol, 500, started)
+            raise
 
     def record(self, name: str, version: str | None, protocol: str, code: int, started: float) -> None:
         view = self.registry.snapshot.models.get(name)

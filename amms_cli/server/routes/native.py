@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli.errors import AmmsError, InvalidInput
+from amms_cli.errors import InvalidInput
 from amms_cli.server.bodies import json_response, read_json_object
 from amms_cli.server.routes.common import describe_model, plane, settings
 
@@ -68,7 +68,7 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     started = time.perf_counter()
     dataplane = plane(request)
-    try:
+    with dataplane.failures_recorded(name, version, PROTOCOL, started):
         body = await read_json_object(request, settings(request).body_limit_bytes)
         if "inputs" not in body:
             raise InvalidInput("request body needs an 'inputs' field")
@@ -79,12 +79,6 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         if not isinstance(proba, bool):
             raise InvalidInput("'probabilities' must be true or false")
         result = await dataplane.infer(name, version, body["inputs"], proba)
-    except AmmsError as exc:
-        dataplane.record(name, version, PROTOCOL, int(exc.status), started)
-        raise
-    except Exception:
-        dataplane.record(name, version, PROTOCOL, 500, started)  # rendered by the unexpected-error handler
-        raise
     loaded, prediction = result.model, result.prediction
     payload: dict[str, Any] = {"model": name, "version": loaded.version_text, "outputs": prediction.outputs}
     if prediction.probabilities is not None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli.errors import AmmsError, InvalidInput, NotFound
+from amms_cli.errors import InvalidInput, NotFound
 from amms_cli.registry import LoadedVersion, ModelView, VersionState, VersionStatus
 from amms_cli.server.bodies import json_response, read_json_object
 from amms_cli.server.routes.common import plane, settings
@@ -117,16 +117,13 @@ async def version_metadata(name: str, version: str, request: Request) -> Respons
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     started = time.perf_counter()
     dataplane = plane(request)
-    try:
+    with dataplane.failures_recorded(name, version, PROTOCOL, started):
         body = await read_json_object(request, settings(request).body_limit_bytes)
         row_format = _check_body(body)
         loaded = dataplane.registry.resolve(name, version)
         proba = wants_probabilities(body.get("signature_name"), loaded)
         inputs = body["instances"] if row_format else columnar_inputs(body["inputs"], loaded)
         result = await dataplane.infer(name, version, inputs, proba)
-    except AmmsError as exc:
-        dataplane.record(name, version, PROTOCOL, int(exc.status), started)
-        raise
     prediction = result.prediction
     values = prediction.probabilities if proba else prediction.outputs
     dataplane.record(name, result.model.version_text, PROTOCOL, 200, started)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli import __version__
-from amms_cli.errors import AmmsError, InvalidInput, ModelNotReady, NotFound, PayloadTooLarge
+from amms_cli.errors import InvalidInput, ModelNotReady, NotFound, PayloadTooLarge
 from amms_cli.inference import Prediction
 from amms_cli.registry import LoadedVersion, ModelView
 from amms_cli.server.bodies import JSON_TYPE, json_response, parse_json, read_body
@@ -159,15 +159,12 @@ def _ready(request: Request, name: str, version: str | None) -> Response:
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     started = time.perf_counter()
     dataplane = plane(request)
-    try:
+    with dataplane.failures_recorded(name, version, PROTOCOL, started):
         parsed = await read_infer_request(request, settings(request).body_limit_bytes)
         loaded = dataplane.registry.resolve(name, version)
         wanted = requested_outputs(parsed, loaded)
         model_input = to_model_input(parsed.tensors, loaded)
         result = await dataplane.infer(name, version, model_input, any(n == PREDICT_PROBA for n, _ in wanted))
-    except AmmsError as exc:
-        dataplane.record(name, version, PROTOCOL, int(exc.status), started)
-        raise
     response = infer_response(name, result.model, result.prediction, wanted, parsed.id)
     dataplane.record(name, result.model.version_text, PROTOCOL, 200, started)
     return response
