@@ -2,8 +2,10 @@
 
 A request that arrives while the model is idle is predicted at once (inline when the version is
 measured fast), so batching adds no latency at low load. Requests that arrive while a batch is
-running wait for it and are merged into the next batch, up to `max_batch_size` rows. Only when they
-have waited `max_wait_ms` for a model that is still busy does a second batch run beside the first.
+running wait for it and are merged into the next batch, up to `max_batch_size` rows. For a model
+that can predict concurrently (ONNX, custom code), requests that have waited `max_wait_ms` for a
+model that is still busy start a second batch beside the first; a pickled model holds the GIL, so a
+second batch would only slow the first, and its requests wait to be merged instead.
 When a merged batch fails, each request is retried alone, so one bad request does not fail the others.
 
 One refinement keeps batches full under steady load: clients that were just answered send their
@@ -28,8 +30,6 @@ from amms_cli.inference import Prediction, RawOutput, predict, run_model, to_pre
 from amms_cli.loaders import Model
 from amms_cli.servables import Servable, split_rows
 
-MAX_PARALLEL_BATCHES = 2
-
 
 @dataclass(slots=True)
 class _Request:
@@ -49,6 +49,7 @@ class Batcher:
         max_wait_ms: float,
         predict_one: Callable[[Any, bool], Awaitable[Prediction]],
         on_batch: Callable[[int], None] | None = None,
+        max_parallel: int = 2,
     ) -> None:
         self.model = model
         self.servable = servable
@@ -57,6 +58,7 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000
         self.predict_one = predict_one  # a single request: inline when the model is measured fast
         self.on_batch = on_batch
+        self.max_parallel = max_parallel  # batches allowed to run at once
         self.pending: list[_Request] = []
         self.running = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -81,7 +83,7 @@ class Batcher:
         self.pending.append(request)
         if self._pending_rows() >= self.max_batch_size or (self.running == 0 and self.in_flight >= self.expected):
             self._dispatch()
-        elif self._timer is None:
+        elif self._timer is None and self.running < self.max_parallel:  # else the running batch dispatches
             wait_s = self.max_wait_s if self.running else min(self.max_wait_s, self.batch_seconds)
             self._timer = loop.call_later(wait_s, self._on_timer)
         return await request.future
@@ -91,14 +93,14 @@ class Batcher:
         self.running += 1
         started = loop.time()
         try:
-            prediction = await self.predict_one(model_input, proba)
+            return await self.predict_one(model_input, proba)
         finally:
-            self._batch_done(loop.time() - started)
-        if self.on_batch is not None:
-            self.on_batch(self.servable.count(model_input))
-        return prediction
+            self._batch_done(loop.time() - started, self.servable.count(model_input))
 
-    def _batch_done(self, seconds: float) -> None:
+    def _batch_done(self, seconds: float, rows: int) -> None:
+        """A batch finished, answered or failed: count its rows, learn from it, start the next one."""
+        if self.on_batch is not None:
+            self.on_batch(rows)
         self.running -= 1
         self.batch_seconds = seconds if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * seconds
         self.expected = max(1, self._peak_in_flight)
@@ -115,7 +117,7 @@ class Batcher:
             self._dispatch()
 
     def _dispatch(self) -> None:
-        if self.running >= MAX_PARALLEL_BATCHES or not self.pending:
+        if self.running >= self.max_parallel or not self.pending:
             return
         if self._timer is not None:  # a wait timer must not start a second batch early
             self._timer.cancel()
@@ -141,14 +143,12 @@ class Batcher:
                 parts = await loop.run_in_executor(self.executor, self._predict_merged, batch)
                 for request, part in zip(batch, parts, strict=True):
                     _settle(request.future, part)
-            if self.on_batch is not None:
-                self.on_batch(rows)
         except BaseException as exc:
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
         finally:
-            self._batch_done(loop.time() - started)
+            self._batch_done(loop.time() - started, rows)
 
     def _predict_merged(self, batch: list[_Request]) -> list[Prediction | BaseException]:
         proba = any(r.proba for r in batch)

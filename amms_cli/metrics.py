@@ -37,7 +37,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "amms_batch_size_rows",
-            "Rows per model call made by adaptive batching.",
+            "Rows per batch formed by adaptive batching (answered or failed).",
             ["model"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,

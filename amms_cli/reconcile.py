@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import gc
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from amms_cli import heap
 from amms_cli.batching import Batcher
 from amms_cli.config import AmmsConfig, ModelEntry, load_config
 from amms_cli.errors import AmmsError, ConfigError, ModelLoadError
@@ -81,6 +81,8 @@ class Reconciler:
         self._again = False
         self._last_config_error: str | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._retiring: Counter[str] = Counter()  # versions of each model waiting to be unloaded
+        self._loaded_since_settle = False  # a load happened: settle the heap once the pass is done
 
     async def reload_config(self) -> str | None:
         """Re-read the config file. An invalid or missing file is logged, the running config stays,
@@ -126,6 +128,9 @@ class Reconciler:
             else:
                 models[name] = await self._converge(entry, models.get(name), models)
         self.registry.publish(models, ready=True)
+        if self._loaded_since_settle:
+            self._loaded_since_settle = False
+            heap.settle()
 
     def _gauged(self) -> set[str]:
         return {
@@ -192,7 +197,8 @@ class Reconciler:
             return self._fail(view, item, f"{type(exc).__name__}: {exc}")
         seconds = time.perf_counter() - started
         self.metrics.load_seconds.labels(name).observe(seconds)
-        self._attach_batcher(entry, loaded)
+        self._attach(entry, loaded)
+        self._loaded_since_settle = True
         log.info("model '%s' version %s loaded in %.2f s", name, key, seconds)
         status = VersionStatus(item.version, VersionState.AVAILABLE, None, loaded.manifest.framework, seconds)
         return replace(view, loaded={**view.loaded, key: loaded}, statuses={**view.statuses, key: status})
@@ -204,17 +210,20 @@ class Reconciler:
         status = VersionStatus(item.version, VersionState.FAILED, reason)
         return replace(view, statuses={**view.statuses, str(item.version): status})
 
-    def _attach_batcher(self, entry: ModelEntry, loaded: LoadedVersion) -> None:
+    def _attach(self, entry: ModelEntry, loaded: LoadedVersion) -> None:
+        """Give a freshly loaded version its prediction thread(s) and, when configured, its batcher."""
+        name = entry.model_name
+        loaded.executor = self.registry.lane(name) if loaded.serialised else self.registry.executor
         if entry.max_batch_size > 1 and loaded.servable.batchable:
-            histogram = self.metrics.batch_size.labels(entry.model_name)
             loaded.batcher = Batcher(
                 loaded.model,
                 loaded.servable,
-                self.registry.executor,
+                loaded.executor,
                 entry.max_batch_size,
                 entry.max_wait_ms,
-                functools.partial(loaded.predict, self.registry.executor),
-                on_batch=histogram.observe,
+                loaded.predict,
+                on_batch=self.metrics.batch_size.labels(name).observe,
+                max_parallel=1 if loaded.serialised else 2,
             )
 
     def _finish(self, entry: ModelEntry, on_disk: ModelOnDisk, plan: ModelPlan, view: ModelView) -> ModelView:
@@ -231,6 +240,7 @@ class Reconciler:
 
     def _retire(self, versions: Iterable[LoadedVersion]) -> None:
         for version in versions:
+            self._retiring[version.name] += 1
             task = asyncio.get_running_loop().create_task(self._unload(version))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -247,7 +257,10 @@ class Reconciler:
             )
         version.model.close()
         version.batcher = None
-        gc.collect()
+        self._retiring[version.name] -= 1
+        if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
+            self.registry.close_lane(version.name)  # the model was removed and its last version is gone
+        heap.settle()
         log.info("model '%s' version %s unloaded", version.name, version.version_text)
 
     async def hold(self, name: str) -> None:

@@ -13,7 +13,7 @@ import itertools
 import resource
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -134,17 +134,19 @@ class LoadedVersion:
         self.speed = PredictSpeed()
         # Pickled Python models (scikit-learn and friends) mostly hold the GIL: concurrent calls only
         # contend (measured: 4 threads halved a random forest's throughput), so they predict one at a
-        # time and scale through batching and workers. ONNX (releases the GIL) and custom models (may
-        # wait on I/O) run concurrently in the thread pool.
-        self.gate = asyncio.Semaphore(1 if manifest.loader in SERIALISED_LOADERS else UNBOUNDED)
+        # time, on their model's own thread (Registry.lane), and scale through batching and workers.
+        # ONNX (releases the GIL) and custom models (may wait on I/O) run concurrently in the pool.
+        self.serialised = manifest.loader in SERIALISED_LOADERS
+        self.gate = asyncio.Semaphore(1 if self.serialised else UNBOUNDED)
+        self.executor: Executor | None = None  # where predictions run off the loop; set by the reconciler
 
-    async def predict(self, executor: Executor, model_input: Any, proba: bool) -> Prediction:
-        """Predict inline when this version is measured fast and idle, else in `executor`, one at a time."""
+    async def predict(self, model_input: Any, proba: bool) -> Prediction:
+        """Predict inline when this version is measured fast and idle, else off the event loop."""
         if self.speed.inline and not self.gate.locked():
             return self.timed_predict(model_input, proba)
         async with self.gate:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, self.timed_predict, model_input, proba)
+            return await loop.run_in_executor(self.executor, self.timed_predict, model_input, proba)
 
     def timed_predict(self, model_input: Any, proba: bool) -> Prediction:
         started, (started_cpu, started_waits) = time.perf_counter(), thread_clock()
@@ -201,12 +203,37 @@ class Snapshot:
 
 
 class Registry:
-    """Owns the current snapshot and the executor that runs predictions off the event loop."""
+    """Owns the current snapshot and the threads that run predictions off the event loop."""
 
     def __init__(self, executor: Executor) -> None:
         self.snapshot = Snapshot()
-        self.executor = executor
+        self.executor = executor  # shared by the models that may predict concurrently
         self.listeners: list[Callable[[Snapshot], None]] = []
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+
+    def lane(self, name: str) -> ThreadPoolExecutor:
+        """The one thread on which every version of a pickled model predicts.
+
+        Its own thread, not the shared pool: spare pool threads waiting on the same queue pass the
+        GIL back and forth with the one predicting, which made every call of a random forest 30-70%
+        slower once two predictions had overlapped. One per model rather than per version: a new
+        thread for every published version grew the memory allocator's per-thread arenas by about
+        2 MB a swap.
+        """
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = ThreadPoolExecutor(1, thread_name_prefix=f"amms-predict-{name}")
+        return lane
+
+    def close_lane(self, name: str) -> None:
+        lane = self._lanes.pop(name, None)
+        if lane is not None:
+            lane.shutdown(wait=False)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for name in list(self._lanes):
+            self.close_lane(name)
 
     def publish(self, models: dict[str, ModelView], ready: bool | None = None) -> Snapshot:
         current = self.snapshot

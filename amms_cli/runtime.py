@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -15,6 +16,14 @@ from amms_cli.registry import Registry
 from amms_cli.watcher import Watcher
 
 log = logging.getLogger("amms.runtime")
+
+
+def trust_checked_inputs() -> None:
+    """Servables refuse NaN and infinite numbers before a model sees them, so scikit-learn need not
+    check every array again (13 us of a LogisticRegression's 100 us predict). Its switch is read
+    when scikit-learn is first imported, i.e. when the first model is unpickled, after this. A
+    SKLEARN_ASSUME_FINITE set by the user is kept."""
+    os.environ.setdefault("SKLEARN_ASSUME_FINITE", "1")
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Runtime:
     @classmethod
     def start(cls, config: AmmsConfig, options: RuntimeOptions) -> Runtime:
         """Build the runtime and start the first load in the background (readiness waits for it)."""
+        trust_checked_inputs()
         metrics = Metrics()
         registry = Registry(ThreadPoolExecutor(options.predict_threads, thread_name_prefix="amms-predict"))
         reconciler = Reconciler(
@@ -71,4 +81,4 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.reconciler.wait_idle()
-        self.registry.executor.shutdown(wait=False, cancel_futures=True)
+        self.registry.shutdown()

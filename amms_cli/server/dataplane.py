@@ -37,7 +37,7 @@ class DataPlane:
             if loaded.batcher is not None:
                 prediction = await loaded.batcher.submit(model_input, proba)
             else:
-                prediction = await loaded.predict(self.registry.executor, model_input, proba)
+                prediction = await loaded.predict(model_input, proba)
         finally:
             loaded.release()
         return InferResult(loaded, prediction)

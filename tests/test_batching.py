@@ -1,0 +1,120 @@
+"""End to end: adaptive batching in a real `amms serve` process, on a cloudpickled scikit-learn
+pipeline that takes 30 ms a call and raises on rows with a negative value."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from server_support import ServerProcess, running_server
+from serving_models import Project, save_cloudpickle
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+CALL_SECONDS = 0.03
+MAX_WAIT_MS = 1000  # long on purpose: a request that waited for it would be plain to see
+
+
+def slow_checked_model() -> Pipeline:
+    """30 ms a call, whatever the rows (like a forest's fixed cost); a negative value is refused."""
+
+    def check(rows: np.ndarray) -> np.ndarray:
+        time.sleep(CALL_SECONDS)
+        if (np.asarray(rows) < 0).any():
+            raise ValueError("negative feature")
+        return rows
+
+    features = np.random.default_rng(3).random((30, 3))
+    pipeline = make_pipeline(FunctionTransformer(check), LinearRegression())
+    return pipeline.fit(features, features @ [1.0, 2.0, 3.0])
+
+
+@dataclass
+class Served:
+    server: ServerProcess
+    model: Pipeline
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("batching")
+    model = slow_checked_model()
+    project = Project(folder)
+    project.add(save_cloudpickle(folder / "slow.pkl", model), "slow", example=[[0.1, 0.2, 0.3]])
+    project.set_fields("slow", max_batch_size=32, max_wait_ms=MAX_WAIT_MS)
+    with running_server(project.config) as server:
+        yield Served(server, model)
+
+
+def post(client: httpx.Client, rows: list[list[float]]) -> httpx.Response:
+    return client.post("/models/slow/predict", json={"inputs": rows})
+
+
+def batch_sizes(client: httpx.Client) -> dict[str, float]:
+    """The batch-size histogram of /metrics: bucket bounds (and 'count', 'sum') to values."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.labels.get("model") != "slow":
+                continue
+            if sample.name == "amms_batch_size_rows_bucket":
+                found[sample.labels["le"]] = sample.value
+            elif sample.name in ("amms_batch_size_rows_count", "amms_batch_size_rows_sum"):
+                found[sample.name.rsplit("_", 1)[1]] = sample.value
+    return found
+
+
+def test_concurrent_requests_are_merged_and_one_bad_request_fails_alone(served: Served) -> None:
+    rng = np.random.default_rng(11)
+    requests = [rng.random((1 + index % 3, 3)).round(6).tolist() for index in range(24)]
+    bad = {5, 13, 21}
+    for index in bad:
+        requests[index][0][1] = -1.0
+
+    with served.server.client() as client:
+        before = batch_sizes(client)
+
+    def call(rows: list[list[float]]) -> httpx.Response:
+        with served.server.client() as client:
+            return post(client, rows)
+
+    with ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(call, requests))
+
+    for index, (rows, response) in enumerate(zip(requests, responses, strict=True)):
+        if index in bad:
+            assert response.status_code == 500, response.text
+            assert re.match(
+                r"the model raised ValueError while predicting \(error id [0-9a-f]{8}", response.json()["error"]
+            )
+        else:
+            assert response.status_code == 200, response.text
+            assert np.allclose(response.json()["outputs"], served.model.predict(rows), rtol=1e-12, atol=0)
+
+    with served.server.client() as client:
+        after = batch_sizes(client)
+    batches = after["count"] - before.get("count", 0)
+    single_row_batches = after["1.0"] - before.get("1.0", 0)
+    assert after["sum"] - before.get("sum", 0) == sum(len(rows) for rows in requests)
+    assert batches < len(requests) / 2, after  # 24 requests at 30 ms each: most must have been merged
+    assert single_row_batches < batches, after
+
+
+def test_a_lone_client_is_answered_at_once_not_after_max_wait_ms(served: Served) -> None:
+    with served.server.client() as client:
+        post(client, [[0.1, 0.2, 0.3]])  # warm
+        for _ in range(5):
+            started = time.perf_counter()
+            response = post(client, [[0.4, 0.5, 0.6]])
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 200
+            # 30 ms of model time; a batcher that waited for company would take max_wait_ms (1 s)
+            assert elapsed < MAX_WAIT_MS / 1000 / 2, elapsed
