@@ -9,12 +9,13 @@ second batch would only slow the first, and its requests wait to be merged inste
 When a merged batch fails, each request is retried alone, so one bad request does not fail the others.
 
 One refinement keeps batches full under steady load: clients that were just answered send their
-next request a fraction of a millisecond later. Predicting the first of them alone would keep the
-model busy for a whole call while the rest queue behind it, so batches would alternate between one
-row and the rest. The batcher therefore remembers how many requests were in flight during the last
-batch (the number of active clients); an idle model that has fewer than that queued waits for the
-others, at most one average batch time and never longer than `max_wait_ms`. A lone client is never
-kept waiting, since one request in flight is all it ever has.
+next request a fraction of a millisecond later. Predicting the requests queued so far at once would
+keep the model busy for a whole call while the rest queue behind it, so the clients would split into
+groups answered in turn (measured: 8 clients of a random forest settled into batches of 4 and 4 at
+380 req/s instead of batches of 8 at 1,000). The batcher therefore remembers how many requests were
+in flight during the last batch (the number of active clients); an idle model that has fewer than
+that queued waits for the others, at most one average batch time and never longer than
+`max_wait_ms`. A lone client is never kept waiting, since one request in flight is all it ever has.
 """
 
 from __future__ import annotations
@@ -84,8 +85,7 @@ class Batcher:
         if self._pending_rows() >= self.max_batch_size or (self.running == 0 and self.in_flight >= self.expected):
             self._dispatch()
         elif self._timer is None and self.running < self.max_parallel:  # else the running batch dispatches
-            wait_s = self.max_wait_s if self.running else min(self.max_wait_s, self.batch_seconds)
-            self._timer = loop.call_later(wait_s, self._on_timer)
+            self._timer = loop.call_later(self._wait_s(), self._on_timer)
         return await request.future
 
     async def _alone_now(self, loop: asyncio.AbstractEventLoop, model_input: Any, proba: bool) -> Prediction:
@@ -95,18 +95,33 @@ class Batcher:
         try:
             return await self.predict_one(model_input, proba)
         finally:
-            self._batch_done(loop.time() - started, self.servable.count(model_input))
+            self._batch_done(loop.time() - started, self.servable.count(model_input), 1)
 
-    def _batch_done(self, seconds: float, rows: int) -> None:
-        """A batch finished, answered or failed: count its rows, learn from it, start the next one."""
+    def _batch_done(self, seconds: float, rows: int, answered: int) -> None:
+        """A batch finished, answered or failed: count its rows, learn from it, start the next one.
+
+        The next batch starts at once when it is full or every active client is queued; otherwise
+        the clients just answered are about to send again, so it waits for them (see _submit).
+        """
         if self.on_batch is not None:
             self.on_batch(rows)
         self.running -= 1
         self.batch_seconds = seconds if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * seconds
         self.expected = max(1, self._peak_in_flight)
-        self._peak_in_flight = self.in_flight
-        if self.pending:
+        waiting = self.in_flight - answered  # the answered requests are still counted until they return
+        self._peak_in_flight = waiting
+        if not self.pending:
+            return
+        if self._pending_rows() >= self.max_batch_size or (self.running == 0 and waiting >= self.expected):
             self._dispatch()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._wait_s(), self._on_timer)
+
+    def _wait_s(self) -> float:
+        """How long queued requests wait for company: while a batch runs (which only ONNX and custom
+        models let a second batch run beside), up to max_wait_ms; an idle model waits at most one
+        average batch time for the clients it has just answered."""
+        return self.max_wait_s if self.running else min(self.max_wait_s, self.batch_seconds)
 
     def _pending_rows(self) -> int:
         return sum(r.rows for r in self.pending)
@@ -148,7 +163,7 @@ class Batcher:
                 if not request.future.done():
                     request.future.set_exception(exc)
         finally:
-            self._batch_done(loop.time() - started, rows)
+            self._batch_done(loop.time() - started, rows, len(batch))
 
     def _predict_merged(self, batch: list[_Request]) -> list[Prediction | BaseException]:
         proba = any(r.proba for r in batch)

@@ -45,7 +45,12 @@ def serve(
     drain_timeout: Annotated[
         float, typer.Option(help="Seconds to let in-flight requests finish on shutdown or unload.")
     ] = 30.0,
-    predict_threads: Annotated[int, typer.Option(help="Threads that run predictions off the event loop.")] = 4,
+    predict_threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads shared by ONNX and custom models (each pickled model predicts on a thread of its own)."
+        ),
+    ] = 4,
     request_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take to send a whole request (slow clients are cut off).")
     ] = 30.0,
