@@ -216,9 +216,9 @@ class Registry:
 
         Its own thread, not the shared pool: spare pool threads waiting on the same queue pass the
         GIL back and forth with the one predicting, which made every call of a random forest 30-70%
-        slower once two predictions had overlapped. One per model rather than per version: a new
-        thread for every published version grew the memory allocator's per-thread arenas by about
-        2 MB a swap.
+        slower once two predictions had overlapped. One per model rather than per version: with a
+        new thread for every published version, the server's RSS grew by 74 MB instead of 24 MB
+        over the live-reload test's 21 swaps (memory the allocator keeps per thread).
         """
         lane = self._lanes.get(name)
         if lane is None:

@@ -22,7 +22,8 @@ def trust_checked_inputs() -> None:
     """Servables refuse NaN and infinite numbers before a model sees them, so scikit-learn need not
     check every array again (13 us of a LogisticRegression's 100 us predict). Its switch is read
     when scikit-learn is first imported, i.e. when the first model is unpickled, after this. A
-    SKLEARN_ASSUME_FINITE set by the user is kept."""
+    SKLEARN_ASSUME_FINITE set by the user is kept (empty keeps scikit-learn's check, for custom
+    models that build arrays from unchecked JSON)."""
     os.environ.setdefault("SKLEARN_ASSUME_FINITE", "1")
 
 
