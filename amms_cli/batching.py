@@ -82,10 +82,7 @@ class Batcher:
             return await self._alone_now(loop, model_input, proba)
         request = _Request(model_input, self.servable.count(model_input), proba, loop.create_future())
         self.pending.append(request)
-        if self._pending_rows() >= self.max_batch_size or (self.running == 0 and self.in_flight >= self.expected):
-            self._dispatch()
-        elif self._timer is None and self.running < self.max_parallel:  # else the running batch dispatches
-            self._timer = loop.call_later(self._wait_s(), self._on_timer)
+        self._dispatch_or_wait(self.in_flight)
         return await request.future
 
     async def _alone_now(self, loop: asyncio.AbstractEventLoop, model_input: Any, proba: bool) -> Prediction:
@@ -101,7 +98,7 @@ class Batcher:
         """A batch finished, answered or failed: count its rows, learn from it, start the next one.
 
         The next batch starts at once when it is full or every active client is queued; otherwise
-        the clients just answered are about to send again, so it waits for them (see _submit).
+        the clients just answered are about to send again, so it waits for them.
         """
         if self.on_batch is not None:
             self.on_batch(rows)
@@ -110,11 +107,16 @@ class Batcher:
         self.expected = max(1, self._peak_in_flight)
         waiting = self.in_flight - answered  # the answered requests are still counted until they return
         self._peak_in_flight = waiting
-        if not self.pending:
-            return
-        if self._pending_rows() >= self.max_batch_size or (self.running == 0 and waiting >= self.expected):
+        if self.pending:
+            self._dispatch_or_wait(waiting)
+
+    def _dispatch_or_wait(self, active: int) -> None:
+        """Start a batch when the queue fills one, or when the model is idle and `active` (requests not
+        yet answered) reaches the clients it expects; otherwise wait for company (a running batch
+        dispatches the queue when it ends)."""
+        if self._pending_rows() >= self.max_batch_size or (self.running == 0 and active >= self.expected):
             self._dispatch()
-        elif self._timer is None:
+        elif self._timer is None and self.running < self.max_parallel:
             self._timer = asyncio.get_running_loop().call_later(self._wait_s(), self._on_timer)
 
     def _wait_s(self) -> float:

@@ -53,7 +53,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     errors.install(app)
     for router in (health.router, native.router, admin.router, tfserving.router, v2.router):
         # The routes themselves, not include_router: FastAPI (0.16x) matches an included router
-        # through a lazily built wrapper per request, which cost ~20 us of every prediction.
+        # through a lazily built wrapper per request (~10 us of a 250 us in-process prediction).
         app.router.routes.extend(router.routes)
     return app
 
