@@ -75,7 +75,7 @@ def serve(
     Example: [bold]amms serve --watch --port 8000[/]
     """
     if docker:
-        from amms_cli.cli.build import serve_in_docker
+        from amms_cli.cli.docker_steps import serve_in_docker
 
         serve_in_docker(config, tag, port)
         return
