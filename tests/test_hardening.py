@@ -90,6 +90,39 @@ def test_slow_clients_are_cut_off_without_blocking_others(tmp_path: Path) -> Non
         assert "request not received within" in server.log()
 
 
+def test_a_kept_alive_connection_that_stalls_on_its_next_request_is_cut_off(tmp_path: Path) -> None:
+    """The deadline restarts with each request on a connection: a quick first request, an idle pause
+    shorter than the keep-alive timeout, then a second request that trickles in and is cut off."""
+    config = make_project(tmp_path, {"iris": iris_model()})
+    body = json.dumps({"inputs": [IRIS_ROW]}).encode()
+    request = b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    with running_server(config, "--request-timeout", "1.5") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.settimeout(5)
+            connection.sendall(request)
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(1.0)  # idle, not receiving: does not count against the next request
+            connection.sendall(b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            closed = False
+            try:
+                for _ in range(12):  # trickle for up to ~3.6 s
+                    connection.sendall(b"X-Slow: 1\r\n")
+                    time.sleep(0.3)
+            except (ConnectionResetError, BrokenPipeError):
+                closed = True
+            if not closed:
+                try:
+                    closed = connection.recv(1024) == b""
+                except ConnectionResetError:
+                    closed = True
+            assert closed
+            assert 1.2 < time.monotonic() - started < 3.0  # cut off ~1.5 s after its first byte, not at once
+        assert "request not received within" in server.log()
+
+
 def test_sigterm_under_load_completes_in_flight_requests_then_exits_0(tmp_path: Path) -> None:
     config = make_project(tmp_path, {})
     publish_custom(tmp_path / "models" / "slow", "1.0.0", SLOW_PREDICT)
