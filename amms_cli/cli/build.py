@@ -57,7 +57,6 @@ def build(
         out.print(f"Wrote {', '.join(escape(str(path)) for path in written)}")
     from amms_cli.cli import docker_steps  # the docker SDK, only now (see the module docstring)
 
-    client = docker_steps.connect()
-    info = docker_steps.build_with_progress(client, plan, templates, no_cache)
+    info = docker_steps.build_image(plan, templates, no_cache)
     out.print(f"Image [bold]{escape(plan.spec.tag)}[/]  id {escape(info.id)}  size {human_size(info.size)}")
     out.print(f"Run it: [bold]{escape(render.run_command(plan.spec, plan.models_root))}[/]")

@@ -25,7 +25,10 @@ from amms_cli.docker.engine import BuildDone, BuildFailed, BuildStep, ImageInfo,
 from amms_cli.docker.render import Templates
 from amms_cli.errors import EngineError
 
-connect = engine.connect
+
+def build_image(plan: BuildPlan, templates: Templates, no_cache: bool) -> ImageInfo:
+    """Connect to the engine and build the planned image, showing progress."""
+    return build_with_progress(engine.connect(), plan, templates, no_cache)
 
 
 def build_with_progress(
