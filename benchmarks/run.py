@@ -227,7 +227,7 @@ def targets(rows: list[Row]) -> list[Target]:
     rf_64 = find(rows, "amms-batched", "rf", 64)
     found.append(Target("rf 64 conns, amms-batched p99 ms", None if rf_64 is None else rf_64.p99_ms, 100, True))
     found.append(Target("rf 64 conns, amms-batched errors", None if rf_64 is None else rf_64.errors, 0, True))
-    most = max((r.connections for r in rows if r.model == "rf"), default=0)
+    most = max((r.connections for r in rows if r.model == "rf"), default=64)  # the label when rf was not run
     found.append(
         Target(f"rf {most} conns: amms --workers 2 / 1", rps_ratio(rows, "amms-2workers", "amms", "rf", most), 1.0)
     )
