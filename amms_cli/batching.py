@@ -31,6 +31,8 @@ from amms_cli.inference import Prediction, RawOutput, predict, run_model, to_pre
 from amms_cli.loaders import Model
 from amms_cli.servables import Servable, split_rows
 
+CONCURRENT_BATCHES = 2  # batches at once for a model that predicts concurrently (ONNX, custom code)
+
 
 @dataclass(slots=True)
 class _Request:
@@ -49,8 +51,8 @@ class Batcher:
         max_batch_size: int,
         max_wait_ms: float,
         predict_one: Callable[[Any, bool], Awaitable[Prediction]],
+        max_parallel: int,
         on_batch: Callable[[int], None] | None = None,
-        max_parallel: int = 2,
     ) -> None:
         self.model = model
         self.servable = servable

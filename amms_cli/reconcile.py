@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from amms_cli import heap
-from amms_cli.batching import Batcher
+from amms_cli.batching import CONCURRENT_BATCHES, Batcher
 from amms_cli.config import AmmsConfig, ModelEntry, load_config
 from amms_cli.errors import AmmsError, ConfigError, ModelLoadError
 from amms_cli.inference import predict
@@ -223,7 +223,7 @@ class Reconciler:
                 entry.max_wait_ms,
                 loaded.predict,
                 on_batch=self.metrics.batch_size.labels(name).observe,
-                max_parallel=1 if loaded.serialised else 2,
+                max_parallel=1 if loaded.serialised else CONCURRENT_BATCHES,
             )
 
     def _finish(self, entry: ModelEntry, on_disk: ModelOnDisk, plan: ModelPlan, view: ModelView) -> ModelView:
