@@ -17,7 +17,7 @@ import joblib
 import numpy as np
 import onnxruntime as ort
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from server_support import metric_values
 from serving_models import (
     IRIS_ROWS,
     TEXTS,
@@ -118,8 +118,6 @@ def protocol_repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     return repository
 
 
-def request_counts(client: httpx.Client) -> dict[tuple[str, str, str, str], float]:
+def request_counts(client: httpx.Client) -> dict[tuple[str, ...], float]:
     """amms_requests_total by (model, version, protocol, code)."""
-    families = text_string_to_metric_families(client.get("/metrics").text)
-    samples = [s for f in families if f.name == "amms_requests" for s in f.samples if s.name.endswith("_total")]
-    return {(s.labels["model"], s.labels["version"], s.labels["protocol"], s.labels["code"]): s.value for s in samples}
+    return metric_values(client.get("/metrics").text, "amms_requests_total", "model", "version", "protocol", "code")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -33,6 +34,16 @@ class ServerProcess:
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+def metric_values(metrics_text: str, sample: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """One sample of a /metrics page (e.g. `amms_requests_total`), keyed by the given labels' values."""
+    return {
+        tuple(found.labels[label] for label in labels): found.value
+        for family in text_string_to_metric_families(metrics_text)
+        for found in family.samples
+        if found.name == sample
+    }
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]

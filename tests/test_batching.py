@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from server_support import ServerProcess, running_server
+from server_support import ServerProcess, metric_values, running_server
 from serving_models import Project, save_cloudpickle
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -60,15 +59,13 @@ def post(client: httpx.Client, rows: list[list[float]]) -> httpx.Response:
 
 def batch_sizes(client: httpx.Client) -> dict[str, float]:
     """The batch-size histogram of /metrics: bucket bounds (and 'count', 'sum') to values."""
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.labels.get("model") != "slow":
-                continue
-            if sample.name == "amms_batch_size_rows_bucket":
-                found[sample.labels["le"]] = sample.value
-            elif sample.name in ("amms_batch_size_rows_count", "amms_batch_size_rows_sum"):
-                found[sample.name.rsplit("_", 1)[1]] = sample.value
+    text = client.get("/metrics").text
+    buckets = metric_values(text, "amms_batch_size_rows_bucket", "model", "le")
+    found = {le: value for (model, le), value in buckets.items() if model == "slow"}
+    for part in ("count", "sum"):
+        totals = metric_values(text, f"amms_batch_size_rows_{part}", "model")
+        if ("slow",) in totals:
+            found[part] = totals[("slow",)]
     return found
 
 
