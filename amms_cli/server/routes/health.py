@@ -9,8 +9,9 @@ from starlette.responses import Response
 
 from amms_cli.server.bodies import json_response
 from amms_cli.server.routes.common import plane, readiness
+from amms_cli.server.routing import PlainRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=PlainRoute)
 
 
 @router.get("/health/live", summary="The process is up")

@@ -12,8 +12,9 @@ from starlette.responses import Response
 from amms_cli.errors import InvalidInput
 from amms_cli.server.bodies import json_response, read_json_object
 from amms_cli.server.routes.common import describe_model, plane, settings
+from amms_cli.server.routing import PlainRoute
 
-router = APIRouter(tags=["native"])
+router = APIRouter(tags=["native"], route_class=PlainRoute)
 PROTOCOL = "native"
 
 PREDICT_BODY: dict[str, Any] = {

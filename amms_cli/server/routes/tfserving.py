@@ -23,8 +23,9 @@ from amms_cli.server.routes.signatures import (
     input_spec,
     output_specs,
 )
+from amms_cli.server.routing import PlainRoute
 
-router = APIRouter(tags=["tensorflow-serving"])
+router = APIRouter(tags=["tensorflow-serving"], route_class=PlainRoute)
 PROTOCOL = "tfserving"
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"

@@ -36,8 +36,9 @@ from amms_cli.server.routes.v2_tensors import (
     response_body,
     split_body,
 )
+from amms_cli.server.routing import PlainRoute
 
-router = APIRouter(tags=["v2"])
+router = APIRouter(tags=["v2"], route_class=PlainRoute)
 PROTOCOL = "v2"
 EXTENSIONS = ["binary_tensor_data"]
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {k: v for k, v in PREDICT_RESPONSES.items() if k != 200}
