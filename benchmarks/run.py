@@ -8,9 +8,10 @@ Trains the models and publishes them with `amms add-model` into a temporary repo
 starts every server at once on its own free port (idle servers cost next to nothing) and drives
 them one at a time with single-row predict requests (wrk when installed, otherwise an asyncio
 client). Runs are interleaved in rounds, the server order rotating each round, and each run
-starts once the machine is idle again. The table reports each server's median round, so a machine
-that slows down or speeds up during the run shifts every server alike instead of skewing the
-ratios. Ratios compare the same model and connection count. Set AMMS_BENCH_MLSERVER_VENV (or
+starts once the machine is idle again. The table reports each server's median round; a ratio is
+the median of the per-round ratios (each server against the other as measured in the same round),
+so a machine that slows down or speeds up between rounds shifts both alike instead of skewing the
+ratio. Ratios compare the same model and connection count. Set AMMS_BENCH_MLSERVER_VENV (or
 --mlserver-venv) to a virtualenv with `mlserver mlserver-sklearn` installed to add MLServer. After
 the table, each performance target of the project is printed with the ratio measured here.
 """
@@ -22,6 +23,7 @@ import contextlib
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +46,8 @@ class Row:
     server: str
     model: str
     connections: int
-    result: LoadResult
+    result: LoadResult  # the median round
+    round_rps: tuple[float, ...]  # req/s of every round, in round order
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,17 @@ class Target:
     value: float | None  # None: not measured in this run
     goal: float
     at_most: bool = False  # the value must stay at or below the goal (latency), not reach it
+    rounds: tuple[float, ...] = ()  # a ratio's value in each round
 
     def line(self) -> str:
         if self.value is None:
             return f"  -      {self.what}: not measured in this run"
         met = self.value <= self.goal if self.at_most else self.value >= self.goal
         sign = "<=" if self.at_most else ">="
-        return f"  {'met   ' if met else 'MISSED'} {self.what}: {self.value:.2f} (target {sign} {self.goal:g})"
+        line = f"  {'met   ' if met else 'MISSED'} {self.what}: {self.value:.2f} (target {sign} {self.goal:g})"
+        if len(self.rounds) > 1:
+            line += "; rounds " + " ".join(f"{r:.2f}" for r in self.rounds)
+        return line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -148,7 +155,10 @@ def measure(servers: Servers, models: list[BenchModel], args: argparse.Namespace
                         f"{result.rps:>9,.0f} req/s",
                         file=sys.stderr,
                     )
-    return [Row(label, model, count, median_run(results)) for (label, model, count), results in runs.items()]
+    return [
+        Row(label, model, count, median_run(results), tuple(r.rps for r in results))
+        for (label, model, count), results in runs.items()
+    ]
 
 
 def settle(busy_percent: float = 20.0, longest_s: float = 15.0) -> None:
@@ -173,16 +183,32 @@ def check_answer(url: str, body: bytes) -> None:
         raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
 
 
-def find(rows: list[Row], server: str, model: str, connections: int) -> LoadResult | None:
+def find_row(rows: list[Row], server: str, model: str, connections: int) -> Row | None:
     key = (server, model, connections)
-    return next((r.result for r in rows if (r.server, r.model, r.connections) == key), None)
+    return next((r for r in rows if (r.server, r.model, r.connections) == key), None)
+
+
+def find(rows: list[Row], server: str, model: str, connections: int) -> LoadResult | None:
+    row = find_row(rows, server, model, connections)
+    return None if row is None else row.result
+
+
+def round_ratios(rows: list[Row], server: str, base: str, model: str, connections: int) -> tuple[float, ...]:
+    """server's req/s over base's, round by round (both were measured in each round)."""
+    mine, theirs = find_row(rows, server, model, connections), find_row(rows, base, model, connections)
+    if mine is None or theirs is None:
+        return ()
+    return tuple(m / t for m, t in zip(mine.round_rps, theirs.round_rps, strict=True) if t)
 
 
 def rps_ratio(rows: list[Row], server: str, base: str, model: str, connections: int) -> float | None:
-    mine, theirs = find(rows, server, model, connections), find(rows, base, model, connections)
-    if mine is None or theirs is None or not theirs.rps:
-        return None
-    return mine.rps / theirs.rps
+    ratios = round_ratios(rows, server, base, model, connections)
+    return statistics.median(ratios) if ratios else None
+
+
+def ratio_target(what: str, goal: float, rows: list[Row], server: str, base: str, model: str, count: int) -> Target:
+    ratios = round_ratios(rows, server, base, model, count)
+    return Target(what, statistics.median(ratios) if ratios else None, goal, rounds=ratios)
 
 
 def _cell(value: float | None) -> str:
@@ -209,18 +235,14 @@ def format_table(rows: list[Row]) -> str:
 
 def targets(rows: list[Row]) -> list[Target]:
     """The performance targets of the project, each with the value this run measured."""
-    found = [
-        Target(f"iris_lr {c} conn: amms / floor", rps_ratio(rows, "amms", "floor", "iris_lr", c), 0.9) for c in (1, 8)
-    ]
+    found = [ratio_target(f"iris_lr {c} conn: amms / floor", 0.9, rows, "amms", "floor", "iris_lr", c) for c in (1, 8)]
     found += [
-        Target(f"{m} 1 conn, batching on: amms-batched / floor", rps_ratio(rows, "amms-batched", "floor", m, 1), 0.9)
+        ratio_target(f"{m} 1 conn, batching on: amms-batched / floor", 0.9, rows, "amms-batched", "floor", m, 1)
         for m in MODEL_NAMES
     ]
     found += [
-        Target(
-            f"rf {c} conns: amms-batched / mlserver-batched",
-            rps_ratio(rows, "amms-batched", "mlserver-batched", "rf", c),
-            goal,
+        ratio_target(
+            f"rf {c} conns: amms-batched / mlserver-batched", goal, rows, "amms-batched", "mlserver-batched", "rf", c
         )
         for c, goal in ((8, 1.3), (64, 1.2))
     ]
@@ -228,9 +250,7 @@ def targets(rows: list[Row]) -> list[Target]:
     found.append(Target("rf 64 conns, amms-batched p99 ms", None if rf_64 is None else rf_64.p99_ms, 100, True))
     found.append(Target("rf 64 conns, amms-batched errors", None if rf_64 is None else rf_64.errors, 0, True))
     most = max((r.connections for r in rows if r.model == "rf"), default=64)  # the label when rf was not run
-    found.append(
-        Target(f"rf {most} conns: amms --workers 2 / 1", rps_ratio(rows, "amms-2workers", "amms", "rf", most), 1.0)
-    )
+    found.append(ratio_target(f"rf {most} conns: amms --workers 2 / 1", 1.0, rows, "amms-2workers", "amms", "rf", most))
     return found
 
 
@@ -252,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     generator = "wrk (Lua POST script)" if args.generator == "wrk" else "python asyncio client (may limit req/s)"
-    print(f"load generator: {generator}; {args.rounds} round(s) of {args.duration:g} s per run, median shown; ", end="")
+    print(f"load generator: {generator}; {args.rounds} round(s) of {args.duration:g} s per run; ", end="")
+    print("median round and median per-round ratio shown; ", end="")
     print(f"{os.cpu_count()} CPUs shared with the servers")
     print(f"amms-batched: max_batch_size={args.max_batch_size}, max_wait_ms={args.max_wait_ms:g}; {note}")
     print(format_table(rows))
