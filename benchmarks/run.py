@@ -201,14 +201,17 @@ def round_ratios(rows: list[Row], server: str, base: str, model: str, connection
     return tuple(m / t for m, t in zip(mine.round_rps, theirs.round_rps, strict=True) if t)
 
 
-def rps_ratio(rows: list[Row], server: str, base: str, model: str, connections: int) -> float | None:
-    ratios = round_ratios(rows, server, base, model, connections)
+def median_or_none(ratios: tuple[float, ...]) -> float | None:
     return statistics.median(ratios) if ratios else None
+
+
+def rps_ratio(rows: list[Row], server: str, base: str, model: str, connections: int) -> float | None:
+    return median_or_none(round_ratios(rows, server, base, model, connections))
 
 
 def ratio_target(what: str, goal: float, rows: list[Row], server: str, base: str, model: str, count: int) -> Target:
     ratios = round_ratios(rows, server, base, model, count)
-    return Target(what, statistics.median(ratios) if ratios else None, goal, rounds=ratios)
+    return Target(what, median_or_none(ratios), goal, rounds=ratios)
 
 
 def _cell(value: float | None) -> str:

@@ -29,7 +29,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._receiving_since = self.loop.time()
-        self._deadline = self.loop.call_at(self._receiving_since + self.request_timeout_s, self._check)
+        self._check()  # arms the connection's timer
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
