@@ -10,7 +10,7 @@ import pytest
 from factories import Project, amms_argv, amms_env
 from hypothesis import settings
 
-from amms_cli.authoring import init_project
+from amms_cli.project.authoring import init_project
 
 settings.register_profile("amms", deadline=None, print_blob=True)
 settings.load_profile("amms")

@@ -15,10 +15,10 @@ import pytest
 from factories import Project, amms_env, error_of
 from typer.testing import CliRunner
 
-from amms_cli import authoring
 from amms_cli.cli import app
 from amms_cli.errors import RepositoryError
 from amms_cli.loaders.detect import detect_format
+from amms_cli.project import authoring
 
 Published = tuple[Project, dict[str, subprocess.CompletedProcess[str]]]
 NAME_HELP = "use lowercase letters, digits, '_', '.', '-', starting with a letter or digit"

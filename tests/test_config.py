@@ -11,8 +11,8 @@ from factories import Project, error_of
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amms_cli.config import ModelEntry, load_config, new_entry, parse_config, render_config
 from amms_cli.errors import ConfigError
+from amms_cli.project.config import ModelEntry, load_config, new_entry, parse_config, render_config
 
 CONFIG = Path("/project/amms.json")
 PATTERN_HELP = "(use 1.x, 1.2.x, 1.2.3 or latest)"

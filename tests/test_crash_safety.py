@@ -13,9 +13,9 @@ from pathlib import Path
 
 from factories import Project, amms_argv, amms_env
 
-from amms_cli import fsio
-from amms_cli.config import load_config
-from amms_cli.repository import scan_model, verify_version
+from amms_cli.project.config import load_config
+from amms_cli.repository import atomic_files
+from amms_cli.repository.scan import scan_model, verify_version
 
 # when to SIGKILL, as a fraction of how long an undisturbed publish takes on this machine (from the
 # staging folder appearing to the command exiting): from "just started copying" to "renaming"
@@ -24,7 +24,7 @@ KILL_ADD_AT = (0.0, 0.1, 0.4, 0.7, 0.9)  # add-model spends most of its publish 
 
 
 def staging_folders(model_folder: Path) -> list[Path]:
-    return list(model_folder.glob(f"{fsio.STAGING_PREFIX}*")) if model_folder.is_dir() else []
+    return list(model_folder.glob(f"{atomic_files.STAGING_PREFIX}*")) if model_folder.is_dir() else []
 
 
 def start(project: Project, *args: str) -> subprocess.Popen[bytes]:
@@ -72,7 +72,7 @@ def assert_no_partial_version(model_folder: Path) -> None:
         return
     for child in model_folder.iterdir():
         if child.name.startswith("."):
-            assert child.name == fsio.LOCK_NAME or child.name.startswith(fsio.STAGING_PREFIX), child
+            assert child.name == atomic_files.LOCK_NAME or child.name.startswith(atomic_files.STAGING_PREFIX), child
     model = scan_model(model_folder, model_folder.name)
     assert model.warnings == ()
     for version in model.versions:

@@ -11,11 +11,11 @@ import pytest
 from docker_support import DockerLeftovers, engine_or_skip
 from factories import Project, amms_argv, amms_env, error_of
 
-from amms_cli import authoring
 from amms_cli.docker import engine
 from amms_cli.docker.engine import BuildDone, BuildFailed, BuildOutput, BuildStep
 from amms_cli.errors import EngineError
-from amms_cli.manifest import read_manifest, write_manifest
+from amms_cli.project import authoring
+from amms_cli.repository.manifest import read_manifest, write_manifest
 
 
 @pytest.fixture

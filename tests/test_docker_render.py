@@ -15,13 +15,13 @@ import pytest
 import yaml
 from factories import Project
 
-from amms_cli import authoring
-from amms_cli.config import load_config
 from amms_cli.docker import context, render
 from amms_cli.docker.context import BuildOptions
 from amms_cli.docker.render import ImageModel, ImageSpec, ModelsMode
 from amms_cli.errors import AmmsError, ConfigError, RepositoryError
-from amms_cli.manifest import Manifest, read_manifest, write_manifest
+from amms_cli.project import authoring
+from amms_cli.project.config import load_config
+from amms_cli.repository.manifest import Manifest, read_manifest, write_manifest
 
 K8S_VERSIONS = ("1.28.0", "1.33.0")
 TEMPLATES = context.default_templates()

@@ -17,7 +17,7 @@ import pytest
 from live_models import IRIS_ROW, amms, iris_model, make_project, publish_broken
 from server_support import running_server, wait_until
 
-from amms_cli.versions import Version
+from amms_cli.repository.versions import Version
 
 PADDING_MB = 24
 

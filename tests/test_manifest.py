@@ -18,7 +18,7 @@ import sklearn
 from factories import CUSTOM_EXAMPLE, N_FEATURES, Project
 
 from amms_cli.loaders import load_version
-from amms_cli.manifest import FORMAT_VERSION, read_manifest, verify_artifacts
+from amms_cli.repository.manifest import FORMAT_VERSION, read_manifest, verify_artifacts
 from amms_cli.servables import get_servable, jsonable
 
 Published = tuple[Project, dict[str, subprocess.CompletedProcess[str]]]

@@ -17,7 +17,7 @@ PROBE = """
 import json, sys, warnings
 import numpy, sklearn.ensemble  # what a scikit-learn model brings by itself
 before = len(warnings.filters)
-import amms_cli.cli, amms_cli.runtime, amms_cli.server.app  # everything `amms serve` imports
+import amms_cli.cli, amms_cli.serving.model_server, amms_cli.http.app  # everything `amms serve` imports
 print(json.dumps({
     "before": before,
     "after": len(warnings.filters),

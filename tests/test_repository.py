@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from amms_cli import fsio
 from amms_cli.errors import PublishError
-from amms_cli.manifest import MANIFEST_NAME, Manifest, describe_artifacts, read_manifest
-from amms_cli.repository import ModelOnDisk, VersionOnDisk, publish_version, scan_model, verify_version
-from amms_cli.versions import Version, VersionPattern
+from amms_cli.repository import atomic_files
+from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, describe_artifacts, read_manifest
+from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, publish_version, scan_model, verify_version
+from amms_cli.repository.versions import Version, VersionPattern
 
 
 def fill_with(payload: bytes, name: str = "model") -> object:
@@ -151,7 +151,7 @@ def test_publish_renames_a_complete_folder_into_place(model_folder: Path) -> Non
     assert published.path == model_folder / "1.0.0"
     assert sorted(p.name for p in published.path.iterdir()) == [MANIFEST_NAME, "model.bin"]
     assert read_manifest(published.path) == published.manifest
-    assert [p.name for p in model_folder.iterdir() if p.name.startswith(fsio.STAGING_PREFIX)] == []
+    assert [p.name for p in model_folder.iterdir() if p.name.startswith(atomic_files.STAGING_PREFIX)] == []
 
 
 def test_a_failing_fill_leaves_nothing_behind(model_folder: Path) -> None:
@@ -161,7 +161,7 @@ def test_a_failing_fill_leaves_nothing_behind(model_folder: Path) -> None:
 
     with pytest.raises(RuntimeError):
         publish_version(model_folder, Version(1, 0, 0), broken)
-    assert [p.name for p in model_folder.iterdir()] == [fsio.LOCK_NAME]
+    assert [p.name for p in model_folder.iterdir()] == [atomic_files.LOCK_NAME]
 
 
 def test_an_existing_version_is_never_replaced(model_folder: Path) -> None:
@@ -173,7 +173,7 @@ def test_an_existing_version_is_never_replaced(model_folder: Path) -> None:
 
 
 def test_stale_staging_folders_are_removed_by_the_next_publish(model_folder: Path) -> None:
-    stale = fsio.new_staging_dir(model_folder, "1.0.0")
+    stale = atomic_files.new_staging_dir(model_folder, "1.0.0")
     (stale / "model.bin").write_bytes(b"partial")
     publish(model_folder, "1.0.0")
     assert not stale.exists()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from amms_cli.server.routing import PlainRoute
+from amms_cli.http.routing import PlainRoute
 
 
 def app_with(router: APIRouter) -> FastAPI:

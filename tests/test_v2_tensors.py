@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from amms_cli.errors import InvalidInput
-from amms_cli.server.routes.v2_tensors import (
+from amms_cli.http.routes.v2_tensors import (
     decode_inputs,
     decode_tensor,
     encode_output,

@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from amms_cli.errors import VersionSyntaxError
-from amms_cli.versions import Version, VersionPattern
+from amms_cli.repository.versions import Version, VersionPattern
 
 numbers = st.integers(min_value=0, max_value=999_999_999)
 versions = st.builds(Version, numbers, numbers, numbers)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from amms_cli.console import err, report_error
+from amms_cli.cli.console import err, report_error
 from amms_cli.errors import AmmsError
 
 app = typer.Typer(

@@ -15,10 +15,10 @@ import typer
 from rich.markup import escape
 
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
-from amms_cli.config import load_config
-from amms_cli.console import human_size, out
+from amms_cli.cli.console import human_size, out
 from amms_cli.docker import context, render
 from amms_cli.docker.context import BuildOptions
+from amms_cli.project.config import load_config
 
 
 class ModelsMode(StrEnum):

@@ -17,13 +17,13 @@ from docker.models.containers import Container
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from amms_cli.config import load_config
-from amms_cli.console import err, out
+from amms_cli.cli.console import err, out
 from amms_cli.docker import context, engine, render
 from amms_cli.docker.context import BuildOptions, BuildPlan
 from amms_cli.docker.engine import BuildDone, BuildFailed, BuildStep, ImageInfo, RunRequest
 from amms_cli.docker.render import Templates
 from amms_cli.errors import EngineError
+from amms_cli.project.config import load_config
 
 
 def build_image(plan: BuildPlan, templates: Templates, no_cache: bool) -> ImageInfo:

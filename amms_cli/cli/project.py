@@ -9,12 +9,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from amms_cli import authoring
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
-from amms_cli.console import err, human_size, out, warn
+from amms_cli.cli.console import err, human_size, out, warn
 from amms_cli.errors import AmmsError
 from amms_cli.loaders.detect import FORMATS
-from amms_cli.versions import BumpPart
+from amms_cli.project import authoring
+from amms_cli.repository.versions import BumpPart
 
 
 @app.command()
@@ -157,6 +157,6 @@ def status(
     if url is None:
         _list(config)
         return
-    from amms_cli.live_status import fetch_status, render_status
+    from amms_cli.cli.live_status import fetch_status, render_status
 
     out.print(render_status(url, fetch_status(url)))

@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
-from amms_cli.config import load_config
-from amms_cli.console import err
+from amms_cli.cli.console import err
 from amms_cli.errors import AmmsError
 from amms_cli.loaders import LOADERS
+from amms_cli.project.config import load_config
 
 
 def parse_allowed(text: str | None) -> frozenset[str] | None:
@@ -79,8 +79,8 @@ def serve(
 
         serve_in_docker(config, tag, port)
         return
-    from amms_cli.server.run import run
-    from amms_cli.server.settings import ServeSettings
+    from amms_cli.http.run import run
+    from amms_cli.serving.settings import ServeSettings
 
     loaded = load_config(config)  # a bad config is one clear line here, before uvicorn starts
     settings = ServeSettings(

@@ -13,14 +13,14 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import amms_cli
-from amms_cli import fsio
-from amms_cli.config import AmmsConfig, ModelEntry
 from amms_cli.docker import render
 from amms_cli.docker.render import ImageModel, ImageSpec, ModelsMode, Templates
 from amms_cli.errors import ConfigError, EngineError, RepositoryError
-from amms_cli.manifest import Manifest
-from amms_cli.repository import VersionOnDisk, scan_model, verify_version
-from amms_cli.versions import Version
+from amms_cli.project.config import AmmsConfig, ModelEntry
+from amms_cli.repository import atomic_files
+from amms_cli.repository.manifest import Manifest
+from amms_cli.repository.scan import VersionOnDisk, scan_model, verify_version
+from amms_cli.repository.versions import Version
 
 BUILD_DIR = Path(".amms") / "build"
 
@@ -172,7 +172,7 @@ def write_context(plan: BuildPlan, templates: Templates) -> Path:
         "amms.json": render.render_image_config(plan.config.models),
     }
     for name, text in files.items():
-        fsio.atomic_write_text(context / name, text)
+        atomic_files.atomic_write_text(context / name, text)
     (context / "models").mkdir()
     if plan.spec.models_mode == "copy":
         for item in plan.included:
@@ -195,7 +195,7 @@ def write_compose(plan: BuildPlan, templates: Templates) -> Path:
         base = plan.config.base_dir.absolute()
         inside = plan.models_root.is_relative_to(base)
         source = f"./{plan.models_root.relative_to(base).as_posix()}" if inside else str(plan.models_root)
-    fsio.atomic_write_text(target, render.render_compose(plan.spec, source, templates))
+    atomic_files.atomic_write_text(target, render.render_compose(plan.spec, source, templates))
     return target
 
 
@@ -203,6 +203,6 @@ def write_k8s(plan: BuildPlan, templates: Templates, directory: Path) -> list[Pa
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in render.render_k8s(plan.spec, templates).items():
-        fsio.atomic_write_text(directory / name, text)
+        atomic_files.atomic_write_text(directory / name, text)
         written.append(directory / name)
     return written

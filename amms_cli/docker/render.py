@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from amms_cli.config import ModelEntry, render_config
 from amms_cli.errors import AmmsError, RepositoryError
-from amms_cli.manifest import Manifest
+from amms_cli.project.config import ModelEntry, render_config
+from amms_cli.repository.manifest import Manifest
 
 ModelsMode = Literal["copy", "volume"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from amms_cli.errors import AmmsError, ModelLoadError
 from amms_cli.loaders import custom, onnx, pickle_family
 from amms_cli.loaders.base import Model
-from amms_cli.manifest import Manifest, verify_artifacts
+from amms_cli.repository.manifest import Manifest, verify_artifacts
 
 LoadFunction = Callable[[Path], Model]
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import InvalidInput, PredictionError
-from amms_cli.manifest import InputInfo
+from amms_cli.repository.manifest import InputInfo
 
 
 class Servable:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import InvalidInput
-from amms_cli.manifest import InputInfo
+from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables.base import Servable, numeric_array, require_non_empty
 
 

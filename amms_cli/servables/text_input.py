@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from amms_cli.errors import InvalidInput
-from amms_cli.manifest import InputInfo
+from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables.base import Servable, require_non_empty
 
 

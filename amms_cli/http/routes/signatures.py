@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import InvalidInput
-from amms_cli.registry import LoadedVersion
+from amms_cli.serving.registry import LoadedVersion
 
 INPUT_NAME = "input"
 PREDICT = "predict"  # always available

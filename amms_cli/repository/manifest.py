@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from amms_cli import fsio
 from amms_cli.errors import ChecksumMismatch, RepositoryError
+from amms_cli.repository import atomic_files
 
 MANIFEST_NAME = "amms-version.json"
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def read_manifest(version_dir: Path) -> Manifest:
 
 
 def write_manifest(version_dir: Path, manifest: Manifest) -> None:
-    fsio.atomic_write_text(version_dir / MANIFEST_NAME, manifest.to_json())
+    atomic_files.atomic_write_text(version_dir / MANIFEST_NAME, manifest.to_json())
 
 
 def describe_artifacts(folder: Path) -> list[Artifact]:
@@ -85,7 +85,7 @@ def describe_artifacts(folder: Path) -> list[Artifact]:
         relative = path.relative_to(folder).as_posix()
         if relative == MANIFEST_NAME or "__pycache__" in path.parts or not path.is_file():
             continue
-        artifacts.append(Artifact(name=relative, sha256=fsio.sha256_file(path), size=path.stat().st_size))
+        artifacts.append(Artifact(name=relative, sha256=atomic_files.sha256_file(path), size=path.stat().st_size))
     return artifacts
 
 
@@ -106,5 +106,5 @@ def verify_artifacts(version_dir: Path, manifest: Manifest) -> None:
                 f"{version_dir.name}: '{artifact.name}' has {path.stat().st_size} bytes, "
                 f"recorded {artifact.size} (tampered or truncated)"
             )
-        if fsio.sha256_file(path) != artifact.sha256:
+        if atomic_files.sha256_file(path) != artifact.sha256:
             raise ChecksumMismatch(f"{version_dir.name}: checksum mismatch for '{artifact.name}'")

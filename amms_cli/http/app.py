@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from amms_cli import __version__
-from amms_cli.config import load_config
-from amms_cli.runtime import Runtime, RuntimeOptions
-from amms_cli.server import errors
-from amms_cli.server.dataplane import DataPlane
-from amms_cli.server.openapi import DESCRIPTION, OpenAPIDocument
-from amms_cli.server.protocol import DeadlineHttpToolsProtocol
-from amms_cli.server.routes import admin, health, native, tfserving, v2
-from amms_cli.server.settings import ServeSettings
+from amms_cli.http import error_handlers
+from amms_cli.http.openapi import DESCRIPTION, OpenAPIDocument
+from amms_cli.http.request_deadline import DeadlineHttpToolsProtocol
+from amms_cli.http.routes import admin, health, native, tfserving, v2
+from amms_cli.project.config import load_config
+from amms_cli.serving.dataplane import DataPlane
+from amms_cli.serving.model_server import Runtime, RuntimeOptions
+from amms_cli.serving.settings import ServeSettings
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -50,7 +50,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         redoc_url=None,
         default_response_class=Response,
     )
-    errors.install(app)
+    error_handlers.install(app)
     for router in (health.router, native.router, admin.router, tfserving.router, v2.router):
         # The routes themselves, not include_router: FastAPI (0.16x) matches an included router
         # through a lazily built wrapper per request (~10 us of a 250 us in-process prediction).

@@ -9,11 +9,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from amms_cli.config import AmmsConfig
-from amms_cli.metrics import Metrics
-from amms_cli.reconcile import Reconciler
-from amms_cli.registry import Registry
-from amms_cli.watcher import Watcher
+from amms_cli.project.config import AmmsConfig
+from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.reconciler import Reconciler
+from amms_cli.serving.registry import Registry
+from amms_cli.serving.watcher import Watcher
 
 log = logging.getLogger("amms.runtime")
 

@@ -7,9 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli.server.bodies import json_response
-from amms_cli.server.routes.common import plane, readiness
-from amms_cli.server.routing import PlainRoute
+from amms_cli.http.bodies import json_response
+from amms_cli.http.request_state import plane, readiness
+from amms_cli.http.routing import PlainRoute
 
 router = APIRouter(tags=["health"], route_class=PlainRoute)
 

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.errors import InvalidInput
-from amms_cli.server.bodies import json_response, read_json_object
-from amms_cli.server.routes.common import describe_model, plane, settings
-from amms_cli.server.routing import PlainRoute
+from amms_cli.http.bodies import json_response, read_json_object
+from amms_cli.http.request_state import describe_model, plane, settings
+from amms_cli.http.routing import PlainRoute
 
 router = APIRouter(tags=["native"], route_class=PlainRoute)
 PROTOCOL = "native"

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.errors import AmmsError
-from amms_cli.server.bodies import json_response
+from amms_cli.http.bodies import json_response
 
 log = logging.getLogger("amms.server")
 

@@ -1,6 +1,6 @@
 """Load an artifact once, in a child process, to prove it loads and to learn about it.
 
-`amms add-model` runs `python -m amms_cli.probe REQUEST.json RESULT.json` on the staged copy, so a
+`amms add-model` runs `python -m amms_cli.project.trial_load REQUEST.json RESULT.json` on the staged copy, so a
 model that crashes, hangs or prints while loading cannot harm the CLI process. The result records
 what the manifest needs: framework, class, library versions, input facts and a checked example.
 """
@@ -22,7 +22,7 @@ import numpy as np
 
 from amms_cli.errors import AmmsError, InvalidInput, ModelLoadError
 from amms_cli.loaders import LOADERS, Model
-from amms_cli.manifest import InputInfo
+from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables import SERVABLES, jsonable
 
 LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
@@ -38,7 +38,7 @@ def run_probe(path: Path, loader: str, servable: str | None, example: Any, timeo
         request.write_text(json.dumps({"path": str(path), "loader": loader, "servable": servable, "example": example}))
         try:
             child = subprocess.run(
-                [sys.executable, "-m", "amms_cli.probe", str(request), str(result)],
+                [sys.executable, "-m", "amms_cli.project.trial_load", str(request), str(result)],
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,

@@ -11,11 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.errors import InvalidInput, NotFound
-from amms_cli.registry import LoadedVersion, ModelView, VersionState, VersionStatus
-from amms_cli.server.bodies import json_response, read_json_object
-from amms_cli.server.routes.common import plane, settings
-from amms_cli.server.routes.native import PREDICT_RESPONSES
-from amms_cli.server.routes.signatures import (
+from amms_cli.http.bodies import json_response, read_json_object
+from amms_cli.http.request_state import plane, settings
+from amms_cli.http.routes.native import PREDICT_RESPONSES
+from amms_cli.http.routes.signatures import (
     PREDICT,
     PREDICT_PROBA,
     TensorSpec,
@@ -23,7 +22,8 @@ from amms_cli.server.routes.signatures import (
     input_spec,
     output_specs,
 )
-from amms_cli.server.routing import PlainRoute
+from amms_cli.http.routing import PlainRoute
+from amms_cli.serving.registry import LoadedVersion, ModelView, VersionState, VersionStatus
 
 router = APIRouter(tags=["tensorflow-serving"], route_class=PlainRoute)
 PROTOCOL = "tfserving"

@@ -15,12 +15,10 @@ from starlette.responses import Response
 
 from amms_cli import __version__
 from amms_cli.errors import InvalidInput, ModelNotReady, NotFound, PayloadTooLarge
-from amms_cli.inference import Prediction
-from amms_cli.registry import LoadedVersion, ModelView
-from amms_cli.server.bodies import JSON_TYPE, json_response, parse_json, read_body
-from amms_cli.server.routes.common import plane, readiness, settings
-from amms_cli.server.routes.native import PREDICT_RESPONSES
-from amms_cli.server.routes.signatures import (
+from amms_cli.http.bodies import JSON_TYPE, json_response, parse_json, read_body
+from amms_cli.http.request_state import plane, readiness, settings
+from amms_cli.http.routes.native import PREDICT_RESPONSES
+from amms_cli.http.routes.signatures import (
     PREDICT,
     PREDICT_PROBA,
     columns_to_records,
@@ -28,7 +26,7 @@ from amms_cli.server.routes.signatures import (
     output_names,
     output_specs,
 )
-from amms_cli.server.routes.v2_tensors import (
+from amms_cli.http.routes.v2_tensors import (
     HEADER_LENGTH,
     Tensor,
     decode_inputs,
@@ -36,7 +34,9 @@ from amms_cli.server.routes.v2_tensors import (
     response_body,
     split_body,
 )
-from amms_cli.server.routing import PlainRoute
+from amms_cli.http.routing import PlainRoute
+from amms_cli.serving.inference import Prediction
+from amms_cli.serving.registry import LoadedVersion, ModelView
 
 router = APIRouter(tags=["v2"], route_class=PlainRoute)
 PROTOCOL = "v2"

@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amms_cli import fsio
-from amms_cli.config import (
+from amms_cli.errors import AmmsError, ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
+from amms_cli.loaders import entrypoint_path
+from amms_cli.loaders.custom import MODEL_FILE
+from amms_cli.loaders.detect import detect_format
+from amms_cli.project.config import (
     NAME_HELP,
     AmmsConfig,
     ModelEntry,
@@ -23,13 +26,10 @@ from amms_cli.config import (
     render_config,
     update_config,
 )
-from amms_cli.errors import AmmsError, ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
-from amms_cli.loaders import entrypoint_path
-from amms_cli.loaders.custom import MODEL_FILE
-from amms_cli.loaders.detect import detect_format
-from amms_cli.manifest import Manifest, describe_artifacts, verify_artifacts
-from amms_cli.probe import run_probe
-from amms_cli.repository import (
+from amms_cli.project.trial_load import run_probe
+from amms_cli.repository import atomic_files
+from amms_cli.repository.manifest import Manifest, describe_artifacts, verify_artifacts
+from amms_cli.repository.scan import (
     ModelOnDisk,
     VersionChoice,
     VersionOnDisk,
@@ -37,7 +37,7 @@ from amms_cli.repository import (
     scan_model,
     verify_version,
 )
-from amms_cli.versions import BumpPart, Version, VersionPattern
+from amms_cli.repository.versions import BumpPart, Version, VersionPattern
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def init_project(folder: Path, force: bool = False) -> InitResult:
     folder.mkdir(parents=True, exist_ok=True)
     models_dir = folder / "models"
     models_dir.mkdir(exist_ok=True)
-    fsio.atomic_write_text(config_path, render_config([]))
+    atomic_files.atomic_write_text(config_path, render_config([]))
     return InitResult(config_path, models_dir)
 
 
@@ -140,8 +140,8 @@ def add_model(
 
 
 def _remove_if_empty(folder: Path) -> None:
-    if folder.is_dir() and {child.name for child in folder.iterdir()} <= {fsio.LOCK_NAME}:
-        (folder / fsio.LOCK_NAME).unlink(missing_ok=True)
+    if folder.is_dir() and {child.name for child in folder.iterdir()} <= {atomic_files.LOCK_NAME}:
+        (folder / atomic_files.LOCK_NAME).unlink(missing_ok=True)
         folder.rmdir()
 
 

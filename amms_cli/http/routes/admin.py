@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.errors import Forbidden, Unauthorized
-from amms_cli.registry import ModelView
-from amms_cli.runtime import Runtime
-from amms_cli.server.bodies import json_response
-from amms_cli.server.routes.common import describe_model, plane, settings
+from amms_cli.http.bodies import json_response
+from amms_cli.http.request_state import describe_model, plane, settings
+from amms_cli.serving.model_server import Runtime
+from amms_cli.serving.registry import ModelView
 
 
 def require_token(request: Request) -> None:

@@ -19,17 +19,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from amms_cli import heap
-from amms_cli.batching import CONCURRENT_BATCHES, Batcher
-from amms_cli.config import AmmsConfig, ModelEntry, load_config
 from amms_cli.errors import AmmsError, ConfigError, ModelLoadError
-from amms_cli.inference import predict
 from amms_cli.loaders import RUNS_CODE, load_version
-from amms_cli.metrics import Metrics
-from amms_cli.registry import LoadedVersion, ModelView, Registry, VersionState, VersionStatus
-from amms_cli.repository import ModelOnDisk, VersionOnDisk, scan_model
+from amms_cli.project.config import AmmsConfig, ModelEntry, load_config
+from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
+from amms_cli.repository.versions import Version
 from amms_cli.servables import get_servable
-from amms_cli.versions import Version
+from amms_cli.serving import gc_freeze
+from amms_cli.serving.batching import CONCURRENT_BATCHES, Batcher
+from amms_cli.serving.inference import predict
+from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.registry import LoadedVersion, ModelView, Registry, VersionState, VersionStatus
 
 log = logging.getLogger("amms.reconcile")
 Fingerprint = tuple[int, int]
@@ -130,7 +130,7 @@ class Reconciler:
         self.registry.publish(models, ready=True)
         if self._loaded_since_settle:
             self._loaded_since_settle = False
-            heap.settle()
+            gc_freeze.settle()
 
     def _gauged(self) -> set[str]:
         return {
@@ -260,7 +260,7 @@ class Reconciler:
         self._retiring[version.name] -= 1
         if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
             self.registry.close_lane(version.name)  # the model was removed and its last version is gone
-        heap.settle()
+        gc_freeze.settle()
         log.info("model '%s' version %s unloaded", version.name, version.version_text)
 
     async def hold(self, name: str) -> None:

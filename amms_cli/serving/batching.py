@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from amms_cli.errors import AmmsError
-from amms_cli.inference import Prediction, RawOutput, predict, run_model, to_prediction
 from amms_cli.loaders import Model
 from amms_cli.servables import Servable, split_rows
+from amms_cli.serving.inference import Prediction, RawOutput, predict, run_model, to_prediction
 
 CONCURRENT_BATCHES = 2  # batches at once for a model that predicts concurrently (ONNX, custom code)
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from amms_cli.batching import Batcher
-from amms_cli.config import ModelEntry
 from amms_cli.errors import ModelNotReady, NotFound
-from amms_cli.inference import Prediction, predict
 from amms_cli.loaders import Model
-from amms_cli.manifest import InputInfo, Manifest
+from amms_cli.project.config import ModelEntry
+from amms_cli.repository.manifest import InputInfo, Manifest
+from amms_cli.repository.versions import Version
 from amms_cli.servables import Servable
-from amms_cli.versions import Version
+from amms_cli.serving.batching import Batcher
+from amms_cli.serving.inference import Prediction, predict
 
 
 class VersionState(StrEnum):

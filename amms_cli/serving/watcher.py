@@ -9,8 +9,8 @@ from pathlib import Path
 
 import watchfiles
 
-from amms_cli.fsio import STAGING_PREFIX
-from amms_cli.reconcile import Reconciler, config_watch_paths
+from amms_cli.repository.atomic_files import STAGING_PREFIX
+from amms_cli.serving.reconciler import Reconciler, config_watch_paths
 
 log = logging.getLogger("amms.watcher")
 SUBSCRIBE_GRACE_S = 1.0

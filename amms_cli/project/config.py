@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from amms_cli import fsio
 from amms_cli.errors import ConfigError, VersionSyntaxError
+from amms_cli.repository import atomic_files
+from amms_cli.repository.sources import SOURCE_TYPES, ModelSource, open_source
+from amms_cli.repository.versions import Version, VersionPattern
 from amms_cli.servables import SERVABLE_NAMES
-from amms_cli.sources import SOURCE_TYPES, ModelSource, open_source
-from amms_cli.versions import Version, VersionPattern
 
 DEFAULT_CONFIG_NAME = "amms.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -245,7 +245,7 @@ def render_config(models: list[ModelEntry] | tuple[ModelEntry, ...]) -> str:
 
 
 def save_config(config: AmmsConfig) -> None:
-    fsio.atomic_write_text(config.path, render_config(config.models))
+    atomic_files.atomic_write_text(config.path, render_config(config.models))
 
 
 def update_config(path: Path, change: Callable[[AmmsConfig], list[ModelEntry]]) -> AmmsConfig:
@@ -253,7 +253,7 @@ def update_config(path: Path, change: Callable[[AmmsConfig], list[ModelEntry]]) 
     once (parallel add-models in a CI job) must not drop each other's entries."""
     path = path.absolute()
     try:
-        with fsio.file_lock(path.with_name(f".{path.name}.lock")):
+        with atomic_files.file_lock(path.with_name(f".{path.name}.lock")):
             config = load_config(path)
             updated = config.with_models(change(config))
             save_config(updated)

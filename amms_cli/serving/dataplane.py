@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from amms_cli.errors import AmmsError, InvalidInput
-from amms_cli.inference import Prediction
-from amms_cli.metrics import Metrics
-from amms_cli.registry import LoadedVersion, ModelView, Registry
+from amms_cli.serving.inference import Prediction
+from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.registry import LoadedVersion, ModelView, Registry
 
 UNKNOWN_MODEL = "<unknown>"  # metrics label for names that are not configured (bounded cardinality)
 

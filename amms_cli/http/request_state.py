@@ -7,10 +7,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli.registry import ModelView
-from amms_cli.server.bodies import json_response
-from amms_cli.server.dataplane import DataPlane
-from amms_cli.server.settings import ServeSettings
+from amms_cli.http.bodies import json_response
+from amms_cli.serving.dataplane import DataPlane
+from amms_cli.serving.registry import ModelView
+from amms_cli.serving.settings import ServeSettings
 
 
 def plane(request: Request) -> DataPlane:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amms_cli import fsio
 from amms_cli.errors import AmmsError, PublishError, RepositoryError
-from amms_cli.manifest import MANIFEST_NAME, Manifest, read_manifest, verify_artifacts, write_manifest
-from amms_cli.versions import Version, VersionPattern
+from amms_cli.repository import atomic_files
+from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, read_manifest, verify_artifacts, write_manifest
+from amms_cli.repository.versions import Version, VersionPattern
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def publish_version(
 def _publish_locked(
     model_folder: Path, choose: VersionChoice, fill: Callable[[Path, Version], Manifest]
 ) -> VersionOnDisk:
-    with fsio.folder_lock(model_folder):
+    with atomic_files.folder_lock(model_folder):
         remove_stale_staging(model_folder)
         version = choose if isinstance(choose, Version) else choose(scan_model(model_folder, model_folder.name))
         final = model_folder / str(version)
@@ -138,11 +138,11 @@ def _publish_locked(
                 f"version {version} of '{model_folder.name}' already exists",
                 hint="use `amms bump-version` to publish the next version",
             )
-        staging = fsio.new_staging_dir(model_folder, str(version))
+        staging = atomic_files.new_staging_dir(model_folder, str(version))
         try:
             manifest = fill(staging, version)
             write_manifest(staging, manifest)
-            fsio.publish_dir(staging, final)
+            atomic_files.publish_dir(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -150,5 +150,5 @@ def _publish_locked(
 
 
 def remove_stale_staging(model_folder: Path) -> None:
-    for child in model_folder.glob(f"{fsio.STAGING_PREFIX}*"):
+    for child in model_folder.glob(f"{atomic_files.STAGING_PREFIX}*"):
         shutil.rmtree(child, ignore_errors=True)

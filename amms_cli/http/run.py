@@ -11,9 +11,9 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from amms_cli.server.app import create_app
-from amms_cli.server.protocol import DeadlineHttpToolsProtocol
-from amms_cli.server.settings import SETTINGS_ENV, ServeSettings
+from amms_cli.http.app import create_app
+from amms_cli.http.request_deadline import DeadlineHttpToolsProtocol
+from amms_cli.serving.settings import SETTINGS_ENV, ServeSettings
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -47,6 +47,6 @@ def run(settings: ServeSettings) -> None:
     }
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
-        uvicorn.run("amms_cli.server.app:app_from_env", factory=True, workers=settings.workers, **common)
+        uvicorn.run("amms_cli.http.app:app_from_env", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)
