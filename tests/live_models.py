@@ -15,7 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from amms_cli.repository.manifest import InputInfo, Manifest, describe_artifacts, read_manifest
-from amms_cli.repository.scan import publish_version
+from amms_cli.repository.publish import publish_version
 from amms_cli.repository.versions import Version
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]

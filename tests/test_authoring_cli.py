@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from amms_cli.cli import app
 from amms_cli.errors import RepositoryError
-from amms_cli.loaders.detect import detect_format
+from amms_cli.loaders import detect_format
 from amms_cli.project import authoring
 
 Published = tuple[Project, dict[str, subprocess.CompletedProcess[str]]]

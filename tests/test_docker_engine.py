@@ -27,7 +27,7 @@ def dead_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def one_model(project: Project, artifacts: dict[str, Path]) -> Project:
-    authoring.add_model(project.config, artifacts["pickle"], "iris")
+    authoring.add_model(project.config, artifacts["pickle"], name="iris")
     return project
 
 
@@ -62,7 +62,7 @@ def test_amms_build_without_an_engine_prints_one_line_and_exits_1(one_model: Pro
 def test_conflicting_pins_stop_the_build_before_the_engine_is_asked(
     one_model: Project, artifacts: dict[str, Path], tmp_path: Path
 ) -> None:
-    authoring.add_model(one_model.config, artifacts["joblib"], "other")
+    authoring.add_model(one_model.config, artifacts["joblib"], name="other")
     folder = one_model.models / "other" / "1.0.0"
     manifest = read_manifest(folder)
     write_manifest(folder, manifest.model_copy(update={"requirements": {"scikit-learn": "1.5.2"}}))

@@ -319,8 +319,8 @@ def two_models_once(tmp_path_factory: pytest.TempPathFactory, artifacts: dict[st
     """iris 1.0.0 and 1.0.1 (pickle) and other 1.0.0 (joblib), published once; read-only."""
     project = Project(tmp_path_factory.mktemp("two_models") / "proj")
     authoring.init_project(project.root)
-    authoring.add_model(project.config, artifacts["pickle"], "iris")
-    authoring.add_model(project.config, artifacts["joblib"], "other")
+    authoring.add_model(project.config, artifacts["pickle"], name="iris")
+    authoring.add_model(project.config, artifacts["joblib"], name="other")
     authoring.bump_version(project.config, "iris")
     return project
 

@@ -18,8 +18,9 @@ import sklearn
 from factories import CUSTOM_EXAMPLE, N_FEATURES, Project
 
 from amms_cli.loaders import load_version
+from amms_cli.loaders.base import jsonable
 from amms_cli.repository.manifest import FORMAT_VERSION, read_manifest, verify_artifacts
-from amms_cli.servables import get_servable, jsonable
+from amms_cli.servables import make_servable
 
 Published = tuple[Project, dict[str, subprocess.CompletedProcess[str]]]
 MODEL_NAMES = {
@@ -132,8 +133,8 @@ def test_published_version_verifies_loads_and_predicts_its_example(published: Pu
     verify_artifacts(version_dir, manifest)
     model = load_version(version_dir, manifest)
     try:
-        servable = get_servable(manifest.servable_name)
-        outputs = jsonable(model.predict(servable.parse(manifest.input.example, manifest.input)))
+        servable = make_servable(manifest.servable_name, manifest.input, manifest.model_name)
+        outputs = jsonable(model.predict(servable.parse(manifest.input.example)))
     finally:
         model.close()
     expected_rows = {"custom": len(CUSTOM_EXAMPLE)}.get(fmt, 1)

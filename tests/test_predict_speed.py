@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from amms_cli.serving.registry import PredictSpeed, thread_clock
+from amms_cli.serving.placement import PredictSpeed, thread_clock
 
 FAST_S = 0.0001
 SLOW_S = 0.005

@@ -12,7 +12,8 @@ import pytest
 from amms_cli.errors import PublishError
 from amms_cli.repository import atomic_files
 from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, describe_artifacts, read_manifest
-from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, publish_version, scan_model, verify_version
+from amms_cli.repository.publish import publish_version
+from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model, verify_version
 from amms_cli.repository.versions import Version, VersionPattern
 
 

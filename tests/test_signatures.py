@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from amms_cli.errors import InvalidInput
-from amms_cli.http.routes.signatures import columns_to_records, datatype_of_values
+from amms_cli.servables.tabular import columns_to_records
+from amms_cli.servables.tensors import datatype_of_values
 
 NAMES = ["a", "b"]
 

@@ -12,8 +12,8 @@ from rich.table import Table
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
 from amms_cli.cli.console import err, human_size, out, warn
 from amms_cli.errors import AmmsError
-from amms_cli.loaders.detect import FORMATS
-from amms_cli.project import authoring
+from amms_cli.loaders import FORMATS
+from amms_cli.project import authoring, listing
 from amms_cli.repository.versions import BumpPart
 
 
@@ -65,7 +65,14 @@ def add_model(
         raise AmmsError(f"--format {fmt} is not a format", hint=f"use one of {', '.join(FORMATS)}")
     with err.status(f"Checking {escape(path.name)} in a separate process…"):
         result = authoring.add_model(
-            config, path, name, version, servable, aspired, authoring.parse_example(example), fmt
+            config,
+            path,
+            name=name,
+            version=version,
+            servable=servable,
+            aspired=aspired,
+            example=authoring.parse_example(example),
+            fmt=fmt,
         )
     manifest = result.published.manifest
     assert manifest is not None
@@ -103,7 +110,9 @@ def bump_version(
         raise AmmsError("choose one of --major, --minor, --patch", hint="--patch is the default")
     part: BumpPart = "major" if major else "minor" if minor else "patch"
     with err.status(f"Publishing the next {part} version of {escape(name)}…"):
-        result = authoring.bump_version(config, name, path, part, aspire, authoring.parse_example(example))
+        result = authoring.bump_version(
+            config, name, source=path, part=part, aspire=aspire, example=authoring.parse_example(example)
+        )
     before = str(result.previous) if result.previous else "none"
     out.print(f"{escape(name)} {before} → [bold]{result.published.version}[/]")
     if result.not_served_reason:
@@ -111,7 +120,7 @@ def bump_version(
 
 
 def _list(config: Path) -> None:
-    rows = authoring.list_models(config)
+    rows = listing.list_models(config)
     if not rows:
         out.print(f"No models in {escape(str(config))}. Add one with [bold]amms add-model PATH --name NAME[/]")
         return

@@ -12,19 +12,23 @@ from rich.markup import escape
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
 from amms_cli.cli.console import err
 from amms_cli.errors import AmmsError
-from amms_cli.loaders import LOADERS
+from amms_cli.loaders import FORMATS
 from amms_cli.project.config import load_config
+from amms_cli.serving.settings import ServeSettings
+
+DEFAULT = ServeSettings.default
+MIB = 1024 * 1024
 
 
 def parse_allowed(text: str | None) -> frozenset[str] | None:
     if text is None:
         return None
     names = frozenset(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(names - set(LOADERS))
+    unknown = sorted(names - set(FORMATS))
     if unknown or not names:
         raise AmmsError(
             f"--allow-frameworks: unknown loader '{unknown[0] if unknown else text}'",
-            hint=f"use a comma-separated list of {', '.join(LOADERS)}",
+            hint=f"use a comma-separated list of {', '.join(FORMATS)}",
         )
     return names
 
@@ -32,37 +36,42 @@ def parse_allowed(text: str | None) -> frozenset[str] | None:
 @app.command()
 def serve(
     config: ConfigOption = DEFAULT_CONFIG,
-    host: Annotated[
-        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (each loads every model).")] = 1,
-    watch: Annotated[bool, typer.Option("--watch", help="Reload new versions and config edits live.")] = False,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = DEFAULT(
+        "host"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT("port"),
+    workers: Annotated[int, typer.Option(help="Worker processes (each loads every model).")] = DEFAULT("workers"),
+    watch: Annotated[bool, typer.Option("--watch", help="Reload new versions and config edits live.")] = DEFAULT(
+        "watch"
+    ),
     poll: Annotated[
         float | None, typer.Option(help="Watch by polling every N seconds (network shares, some bind mounts).")
-    ] = None,
-    body_limit_mib: Annotated[float, typer.Option("--body-limit-mib", help="Largest request body accepted.")] = 16.0,
+    ] = DEFAULT("poll_s"),
+    body_limit_mib: Annotated[float, typer.Option("--body-limit-mib", help="Largest request body accepted.")] = DEFAULT(
+        "body_limit_bytes"
+    )
+    / MIB,
     drain_timeout: Annotated[
         float, typer.Option(help="Seconds to let in-flight requests finish on shutdown or unload.")
-    ] = 30.0,
+    ] = DEFAULT("drain_timeout_s"),
     predict_threads: Annotated[
         int,
         typer.Option(
             help="Threads shared by ONNX and custom models (each pickled model predicts on a thread of its own)."
         ),
-    ] = 4,
+    ] = DEFAULT("predict_threads"),
     request_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take to send a whole request (slow clients are cut off).")
-    ] = 30.0,
+    ] = DEFAULT("request_timeout_s"),
     allow_frameworks: Annotated[
         str | None,
         typer.Option(
             help="Comma-separated loaders to allow, e.g. 'onnx' to refuse formats that run code when loaded "
-            f"(known: {', '.join(LOADERS)})."
+            f"(known: {', '.join(FORMATS)})."
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = DEFAULT("log_level"),
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = DEFAULT("access_log"),
     docker: Annotated[
         bool, typer.Option("--docker", help="Run in a Docker container (built first if absent).")
     ] = False,
@@ -80,7 +89,6 @@ def serve(
         serve_in_docker(config, tag, port)
         return
     from amms_cli.http.run import run
-    from amms_cli.serving.settings import ServeSettings
 
     loaded = load_config(config)  # a bad config is one clear line here, before uvicorn starts
     settings = ServeSettings(
@@ -90,7 +98,7 @@ def serve(
         workers=workers,
         watch=watch,
         poll_s=poll,
-        body_limit_bytes=int(body_limit_mib * 1024 * 1024),
+        body_limit_bytes=int(body_limit_mib * MIB),
         drain_timeout_s=drain_timeout,
         predict_threads=predict_threads,
         request_timeout_s=request_timeout,

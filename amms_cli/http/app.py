@@ -1,4 +1,4 @@
-"""create_app(settings): the FastAPI app, its routes and a lifespan that owns the runtime."""
+"""create_app(settings): the FastAPI app, its routes and a lifespan that owns the model server."""
 
 from __future__ import annotations
 
@@ -12,35 +12,22 @@ from starlette.responses import Response
 from amms_cli import __version__
 from amms_cli.http import error_handlers
 from amms_cli.http.openapi import DESCRIPTION, OpenAPIDocument
-from amms_cli.http.request_deadline import DeadlineHttpToolsProtocol
+from amms_cli.http.request_state import PLANE, SERVER, SETTINGS
 from amms_cli.http.routes import admin, health, native, tfserving, v2
 from amms_cli.project.config import load_config
-from amms_cli.serving.dataplane import DataPlane
-from amms_cli.serving.model_server import Runtime, RuntimeOptions
+from amms_cli.serving.model_server import ModelServer
 from amms_cli.serving.settings import ServeSettings
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        options = RuntimeOptions(
-            predict_threads=settings.predict_threads,
-            drain_timeout_s=settings.drain_timeout_s,
-            watch=settings.watch,
-            poll_s=settings.poll_s,
-            debounce_ms=settings.debounce_ms,
-            allowed_loaders=settings.allowed_loaders,
-        )
-        runtime = Runtime.start(load_config(settings.config_path), options)
-        app.openapi = OpenAPIDocument(app, lambda: runtime.registry.snapshot)  # type: ignore[method-assign]
+        server = ModelServer.start(load_config(settings.config_path), settings)
+        app.openapi = OpenAPIDocument(app, lambda: server.registry.snapshot)  # type: ignore[method-assign]
         try:
-            yield {
-                "plane": DataPlane(runtime.registry, runtime.metrics),
-                "settings": settings,
-                "runtime": runtime,
-            }
+            yield {PLANE: server.dataplane(), SETTINGS: settings, SERVER: server}
         finally:
-            await runtime.stop()
+            await server.stop()
 
     app = FastAPI(
         title="amms",
@@ -60,6 +47,4 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The factory each `--workers N` process calls (settings travel in an environment variable)."""
-    settings = ServeSettings.from_env()
-    DeadlineHttpToolsProtocol.request_timeout_s = settings.request_timeout_s
-    return create_app(settings)
+    return create_app(ServeSettings.from_env())

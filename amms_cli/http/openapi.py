@@ -33,8 +33,8 @@ def model_operation(view: ModelView) -> dict[str, Any]:
     inputs_schema: dict[str, Any] = {"description": "model input"}
     example = None
     if served is not None:
-        inputs_schema = served.servable.schema(served.info)
-        example = served.servable.example(served.info)
+        inputs_schema = served.servable.schema()
+        example = served.servable.example()
     body_schema = {
         "type": "object",
         "required": ["inputs"],

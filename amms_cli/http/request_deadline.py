@@ -17,17 +17,21 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-log = logging.getLogger("amms.server")
+from amms_cli.http.request_state import SETTINGS
+from amms_cli.serving.settings import ServeSettings
+
+log = logging.getLogger("amms.http")
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    request_timeout_s: float = 30.0  # set from ServeSettings before the server starts
-
     _deadline: asyncio.TimerHandle | None = None
     _receiving_since: float | None = None  # loop time the request being received began; None between requests
+    request_timeout_s: float
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        settings: ServeSettings = self.app_state[SETTINGS]  # the app's lifespan has put it there
+        self.request_timeout_s = settings.request_timeout_s
         self._receiving_since = self.loop.time()
         self._check()  # arms the connection's timer
 

@@ -31,7 +31,6 @@ def run(settings: ServeSettings) -> None:
     """Serve until SIGINT or SIGTERM. uvicorn drains in-flight requests (up to the drain timeout) and
     then re-raises the signal it caught; the handler installed here turns SIGTERM into exit status 0,
     as process supervisors expect of a graceful stop."""
-    DeadlineHttpToolsProtocol.request_timeout_s = settings.request_timeout_s
     signal.signal(signal.SIGTERM, exit_cleanly)
     common: dict[str, Any] = {
         "host": settings.host,

@@ -1,4 +1,5 @@
-"""Loaders, one module per format, chosen from the manifest's `loader` field through `LOADERS`.
+"""Loaders, one module per model format, each declaring its facts once (`LoaderFacts`); `LOADERS` maps
+the manifest's `loader` field to them, in the order `detect_format` tries them.
 
 `load_version` is the only way the server turns a version folder into a model: it verifies every
 recorded checksum before any file is opened by a loader (unpickling runs code).
@@ -6,31 +7,33 @@ recorded checksum before any file is opened by a loader (unpickling runs code).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from amms_cli.errors import AmmsError, ModelLoadError
-from amms_cli.loaders import custom, onnx, pickle_family
-from amms_cli.loaders.base import Model
+from amms_cli.errors import AmmsError, ModelLoadError, RepositoryError
+from amms_cli.loaders.base import LoaderFacts, Model, jsonable
+from amms_cli.loaders.custom import CUSTOM, MODEL_FILE
+from amms_cli.loaders.onnx import ONNX
+from amms_cli.loaders.pickle_family import CLOUDPICKLE, JOBLIB, PICKLE
 from amms_cli.repository.manifest import Manifest, verify_artifacts
 
-LoadFunction = Callable[[Path], Model]
+LOADERS: dict[str, LoaderFacts] = {facts.name: facts for facts in (CUSTOM, ONNX, JOBLIB, CLOUDPICKLE, PICKLE)}
+FORMATS = tuple(sorted(LOADERS))  # for help texts
 
 
-def _pickle_loader(name: str) -> LoadFunction:
-    return lambda path: pickle_family.load(path, name)
-
-
-LOADERS: dict[str, LoadFunction] = {
-    "pickle": _pickle_loader("pickle"),
-    "cloudpickle": _pickle_loader("cloudpickle"),
-    "joblib": _pickle_loader("joblib"),
-    "onnx": onnx.load,
-    "custom": custom.load,
-}
-
-# Formats whose loading executes code from the artifact (see README "Security").
-RUNS_CODE = frozenset({"pickle", "cloudpickle", "joblib", "custom"})
+def detect_format(path: Path) -> str:
+    """The name of the first loader that recognises `path`."""
+    for facts in LOADERS.values():
+        if facts.detect(path):
+            return facts.name
+    if path.is_dir():
+        raise RepositoryError(
+            f"{path} is a folder without {MODEL_FILE}",
+            hint=f"a custom model folder needs a {MODEL_FILE} with a class that has load() and predict()",
+        )
+    raise RepositoryError(
+        f"cannot tell the format of {path.name}: not a pickle, joblib or ONNX file",
+        hint=f"pass --format {'|'.join(FORMATS)} if you know it",
+    )
 
 
 def entrypoint_path(version_dir: Path, manifest: Manifest) -> Path:
@@ -40,11 +43,11 @@ def entrypoint_path(version_dir: Path, manifest: Manifest) -> Path:
 def load_version(version_dir: Path, manifest: Manifest) -> Model:
     """Verify checksums, then load. Every failure becomes a ModelLoadError naming the cause."""
     verify_artifacts(version_dir, manifest)
-    load = LOADERS.get(manifest.loader)
-    if load is None:
+    facts = LOADERS.get(manifest.loader)
+    if facts is None:
         raise ModelLoadError(f"unknown loader '{manifest.loader}' (known: {', '.join(LOADERS)})")
     try:
-        return load(entrypoint_path(version_dir, manifest))
+        return facts.load(entrypoint_path(version_dir, manifest))
     except AmmsError:
         raise
     except Exception as exc:
@@ -52,4 +55,4 @@ def load_version(version_dir: Path, manifest: Manifest) -> Model:
         raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {reason}") from exc
 
 
-__all__ = ["LOADERS", "RUNS_CODE", "Model", "entrypoint_path", "load_version"]
+__all__ = ["FORMATS", "LOADERS", "LoaderFacts", "Model", "detect_format", "entrypoint_path", "jsonable", "load_version"]

@@ -1,16 +1,46 @@
-"""The runtime model interface every loader returns: `predict`, optional `predict_proba`, `close`."""
+"""What every format module declares (`LoaderFacts`: how its files are recognised and loaded, whether
+loading runs code, what to pin, where it predicts), the model interface its loader returns
+(`predict`, optional `predict_proba`, `close`), and model outputs as JSON-ready values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from amms_cli.errors import PredictionError
+
+
+@dataclass(frozen=True)
+class LoaderFacts:
+    """One model format, declared once in its module under `loaders/`."""
+
+    name: str  # the manifest's `loader` and `--format NAME`
+    description: str  # what files it takes, for help texts
+    load: Callable[[Path], Model]
+    detect: Callable[[Path], bool]  # from the file's content (or folder): is this one of mine?
+    runs_code: bool  # loading executes code from the artifact (see README "Security")
+    modules_named: Callable[[Path], set[str]]  # modules the artifact itself names, read without loading it
+    requirements: tuple[str, ...] = ()  # distributions loading needs beside what the model imports
+    predicts_serially: bool = False  # GIL-bound: one call at a time, on a thread of the model's own
+    folder: bool = False  # the artifact is a folder, not one file
+    servable: str | None = None  # the input kind it always takes, unless the config says otherwise
+
+
+def no_modules(path: Path) -> set[str]:
+    return set()
 
 
 class Model:
     """A loaded model version. Loaders wrap whatever the framework gives them in one of these."""
 
     framework: str = "unknown"
+    # Formats that declare their input tensor (ONNX) set these; per-row shape has None for any size.
+    input_shape: list[int | None] | None = None
+    input_dtype: Any = None  # a numpy dtype
 
     def predict(self, inputs: Any) -> Any:
         raise NotImplementedError
@@ -65,3 +95,20 @@ class ObjectModel(Model):
         if callable(close):
             close()
         self.obj = None
+
+
+def jsonable(value: Any) -> Any:
+    """Model output as JSON-ready Python values (numpy arrays and scalars become lists and numbers)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":
+            return [jsonable(v) for v in value.tolist()]
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise PredictionError(f"model returned a {type(value).__name__}, which cannot be sent as JSON")

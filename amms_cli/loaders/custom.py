@@ -7,6 +7,7 @@ methods. It is instantiated without arguments and `load` gets the version folder
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import sys
@@ -16,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import ObjectModel
+from amms_cli.loaders.base import LoaderFacts, ObjectModel
 
 MODEL_FILE = "model.py"
 
@@ -72,3 +73,38 @@ def load(folder: Path) -> CustomModel:
     instance = find_model_class(module)()
     instance.load(str(folder))
     return CustomModel(instance, module.__name__)
+
+
+def _is_custom(path: Path) -> bool:
+    return path.is_dir() and (path / MODEL_FILE).is_file()
+
+
+def modules_named(folder: Path) -> set[str]:
+    """What the folder's Python files import (absolute imports; their own modules are filtered later)."""
+    return {name for source in folder.rglob("*.py") for name in _imports_of(source)}
+
+
+def _imports_of(source: Path) -> set[str]:
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+CUSTOM = LoaderFacts(
+    name="custom",
+    description=f"a folder with a {MODEL_FILE} defining a class with load() and predict()",
+    load=load,
+    detect=_is_custom,
+    runs_code=True,
+    modules_named=modules_named,
+    folder=True,
+    servable="custom",
+)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import Model
+from amms_cli.loaders.base import LoaderFacts, Model, no_modules
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -34,7 +34,7 @@ class OnnxModel(Model):
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = _DTYPES.get(first.type, np.float32)
-        self.input_shape: list[int | None] = [d if isinstance(d, int) else None for d in first.shape]
+        self.input_shape = [d if isinstance(d, int) else None for d in first.shape]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._classes: list[Any] | None = None
 
@@ -69,3 +69,18 @@ class OnnxModel(Model):
 
 def load(path: Path) -> Model:
     return OnnxModel(path)
+
+
+def _is_onnx(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".onnx"
+
+
+ONNX = LoaderFacts(
+    name="onnx",
+    description=".onnx files, run by onnxruntime (pip install 'amms_cli[onnx]')",
+    load=load,
+    detect=_is_onnx,
+    runs_code=False,
+    modules_named=no_modules,
+    requirements=("onnxruntime",),
+)

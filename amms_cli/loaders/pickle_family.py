@@ -1,12 +1,18 @@
-"""pickle, cloudpickle and joblib artifacts. Unpickling runs code: callers verify checksums first."""
+"""pickle, cloudpickle and joblib artifacts. Unpickling runs code: callers verify checksums first.
+
+The three are told apart without running the file: a pickle's opcodes name the modules it needs
+(joblib's array wrapper, cloudpickle's reducers); compressed joblib files start with a codec's magic."""
 
 from __future__ import annotations
 
 import pickle
+import pickletools
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from amms_cli.loaders.base import Model, ObjectModel
+from amms_cli.loaders.base import LoaderFacts, Model, ObjectModel
 
 _FRAMEWORKS = {
     "sklearn": "scikit-learn",
@@ -16,6 +22,11 @@ _FRAMEWORKS = {
     "imblearn": "imbalanced-learn",
     "statsmodels": "statsmodels",
 }
+_PICKLE_MAGIC = b"\x80"  # protocol 2 and later
+# joblib compresses with one of these; its files are otherwise pickles with raw array data inside
+_COMPRESSED_MAGIC = (b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18", b"\x5d\x00\x00")
+_JOBLIB_SUFFIXES = {".joblib", ".jbl"}
+_STRING_OPCODES = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"})
 
 
 def read_pickle(path: Path) -> Any:
@@ -35,14 +46,100 @@ def read_joblib(path: Path) -> Any:
     return joblib.load(path)
 
 
-READERS = {"pickle": read_pickle, "cloudpickle": read_cloudpickle, "joblib": read_joblib}
-
-
 def framework_of(obj: Any) -> str:
     root = type(obj).__module__.split(".")[0]
     return _FRAMEWORKS.get(root, root if root not in {"__main__", "builtins"} else "python")
 
 
-def load(path: Path, loader: str) -> Model:
-    obj = READERS[loader](path)
-    return ObjectModel(obj, framework_of(obj))
+def _loader(read: Callable[[Path], Any]) -> Callable[[Path], Model]:
+    def load(path: Path) -> Model:
+        obj = read(path)
+        return ObjectModel(obj, framework_of(obj))
+
+    return load
+
+
+def _head(path: Path) -> bytes:
+    if not path.is_file():
+        return b""
+    with path.open("rb") as handle:
+        return handle.read(8)
+
+
+def _strings(path: Path) -> Iterator[tuple[str, str]]:
+    """(opcode name, argument) of every string argument in a pickle, read without executing it; stops
+    quietly where the data is not a pickle any more (joblib's raw arrays follow their pickle)."""
+    with path.open("rb") as handle:
+        try:
+            for opcode, argument, _pos in pickletools.genops(handle):
+                if isinstance(argument, str):
+                    yield opcode.name, argument
+        except Exception:
+            return
+
+
+def _names(path: Path, prefix: str) -> bool:
+    return any(argument.startswith(prefix) for _, argument in _strings(path))
+
+
+def _is_joblib(path: Path) -> bool:
+    head = _head(path)
+    if head.startswith(_PICKLE_MAGIC):
+        return _names(path, "joblib.numpy_pickle")
+    return bool(head) and (path.suffix.lower() in _JOBLIB_SUFFIXES or head.startswith(_COMPRESSED_MAGIC))
+
+
+def _is_cloudpickle(path: Path) -> bool:
+    return _head(path).startswith(_PICKLE_MAGIC) and _names(path, "cloudpickle")
+
+
+def _is_pickle(path: Path) -> bool:
+    return _head(path).startswith(_PICKLE_MAGIC)
+
+
+def modules_named(path: Path) -> set[str]:
+    """Modules a pickle refers to: its global references, and strings that name an imported module."""
+    modules: set[str] = set()
+    for opcode, argument in _strings(path):
+        if opcode == "GLOBAL":
+            modules.add(argument.split(" ")[0])
+        elif opcode in _STRING_OPCODES and _looks_like_module(argument):
+            modules.add(argument)
+    return modules
+
+
+def _looks_like_module(text: str) -> bool:
+    root = text.split(".")[0]
+    return (bool(root) and root.isidentifier() and root in sys.modules and "." in text) or text in sys.modules
+
+
+# In detection order: joblib and cloudpickle files are pickles too, so plain pickle comes last.
+JOBLIB = LoaderFacts(
+    name="joblib",
+    description="joblib.dump files (.joblib, compressed or not)",
+    load=_loader(read_joblib),
+    detect=_is_joblib,
+    runs_code=True,
+    modules_named=modules_named,
+    requirements=("joblib",),
+    predicts_serially=True,
+)
+CLOUDPICKLE = LoaderFacts(
+    name="cloudpickle",
+    description="cloudpickle files (lambdas and local classes pickled by value)",
+    load=_loader(read_cloudpickle),
+    detect=_is_cloudpickle,
+    runs_code=True,
+    modules_named=modules_named,
+    requirements=("cloudpickle",),
+    predicts_serially=True,
+)
+PICKLE = LoaderFacts(
+    name="pickle",
+    description="pickle files (protocol 2 or later)",
+    load=_loader(read_pickle),
+    detect=_is_pickle,
+    runs_code=True,
+    modules_named=modules_named,
+    predicts_serially=True,
+)

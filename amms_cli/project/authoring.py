@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amms_cli.errors import AmmsError, ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
-from amms_cli.loaders import entrypoint_path
-from amms_cli.loaders.custom import MODEL_FILE
-from amms_cli.loaders.detect import detect_format
+from amms_cli.errors import ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
+from amms_cli.loaders import LOADERS, detect_format
 from amms_cli.project.config import (
     NAME_HELP,
     AmmsConfig,
@@ -26,17 +24,11 @@ from amms_cli.project.config import (
     render_config,
     update_config,
 )
-from amms_cli.project.trial_load import run_probe
+from amms_cli.project.trial_load import TrialRequest, trial_load
 from amms_cli.repository import atomic_files
 from amms_cli.repository.manifest import Manifest, describe_artifacts, verify_artifacts
-from amms_cli.repository.scan import (
-    ModelOnDisk,
-    VersionChoice,
-    VersionOnDisk,
-    publish_version,
-    scan_model,
-    verify_version,
-)
+from amms_cli.repository.publish import VersionChoice, publish_version
+from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
 from amms_cli.repository.versions import BumpPart, Version, VersionPattern
 
 
@@ -52,23 +44,6 @@ class PublishResult:
     published: VersionOnDisk
     previous: Version | None = None
     not_served_reason: str | None = None  # set when the new version falls outside the aspired pattern
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    version: Version
-    framework: str | None
-    size: int
-    problem: str | None
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    entry: ModelEntry
-    folder: Path
-    versions: list[VersionRow]
-    served: Version | None
-    warnings: list[str]
 
 
 def init_project(folder: Path, force: bool = False) -> InitResult:
@@ -98,6 +73,7 @@ def parse_example(text: str | None) -> Any:
 def add_model(
     config_path: Path,
     source: Path,
+    *,
     name: str,
     version: str = "1.0.0",
     servable: str | None = None,
@@ -122,7 +98,7 @@ def add_model(
         )
     created = not folder.exists()
     try:
-        published = _publish_new(folder, parsed_version, source, name, fmt, servable, example)
+        published = _publish_new(folder, parsed_version, source, name=name, fmt=fmt, servable=servable, example=example)
     except BaseException:
         if created:  # a failed first version leaves no empty model folder behind
             _remove_if_empty(folder)
@@ -160,6 +136,7 @@ def _check_new_name(config: AmmsConfig, name: str) -> None:
 def bump_version(
     config_path: Path,
     name: str,
+    *,
     source: Path | None = None,
     part: BumpPart = "patch",
     aspire: bool = False,
@@ -186,7 +163,7 @@ def bump_version(
         servable = entry.servable_name or (reference.servable_name if reference else None)
         if example is None and reference is not None and reference.input.example_given:
             example = reference.input.example  # a synthesized one is made again for the new model
-        published = _publish_new(folder, next_version, source, name, None, servable, example)
+        published = _publish_new(folder, next_version, source, name=name, fmt=None, servable=servable, example=example)
     entry, reason = _maybe_aspire(config, entry, published.version, aspire)
     below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
     return PublishResult(entry, published, max(below) if below else None, reason)
@@ -227,6 +204,7 @@ def _publish_new(
     folder: Path,
     version: VersionChoice,
     source: Path,
+    *,
     name: str,
     fmt: str | None,
     servable: str | None,
@@ -239,30 +217,32 @@ def _publish_new(
 
     def fill(staging: Path, version: Version) -> Manifest:
         entrypoint = _copy_artifact(source, staging, loader)
-        facts = run_probe(staging / entrypoint if entrypoint != "." else staging, loader, servable, example)
+        path = staging / entrypoint if entrypoint != "." else staging
+        trial = trial_load(TrialRequest(path=path, loader=loader, name=name, servable=servable, example=example))
         return Manifest(
             model_name=name,
             version=str(version),
             created_at=datetime.now(UTC),
             loader=loader,
-            framework=facts["framework"],
-            model_class=facts["model_class"],
-            servable_name=facts["servable_name"],
+            framework=trial.framework,
+            model_class=trial.model_class,
+            servable_name=trial.servable_name,
             artifacts=describe_artifacts(staging),
             entrypoint=entrypoint,
-            python_version=facts["python_version"],
-            requirements=facts["requirements"],
-            input=facts["input"],
+            python_version=trial.python_version,
+            requirements=trial.requirements,
+            input=trial.input,
         )
 
     return publish_version(folder, version, fill)
 
 
 def _copy_artifact(source: Path, staging: Path, loader: str) -> str:
-    """Copy a file or a custom model folder into `staging`; return the manifest's entrypoint."""
+    """Copy a file or a model folder into `staging`; return the manifest's entrypoint."""
+    facts = LOADERS[loader]
     if source.is_dir():
-        if loader != "custom" or not (source / MODEL_FILE).is_file():
-            raise RepositoryError(f"{source} is a folder; only custom models (with {MODEL_FILE}) are folders")
+        if not facts.folder or not facts.detect(source):
+            raise RepositoryError(f"{source} is a folder; the {loader} format takes {facts.description}")
         shutil.copytree(
             source,
             staging,
@@ -300,32 +280,3 @@ def _republish(folder: Path, on_disk: ModelOnDisk, version: VersionChoice) -> Ve
         return manifest.model_copy(update={"version": str(version), "created_at": datetime.now(UTC)})
 
     return publish_version(folder, version, fill)
-
-
-def list_models(config_path: Path) -> list[ModelStatus]:
-    config = load_config(config_path)
-    return [model_status(config, entry) for entry in config.models]
-
-
-def model_status(config: AmmsConfig, entry: ModelEntry) -> ModelStatus:
-    folder = config.model_dir(entry)
-    on_disk = scan_model(folder, entry.model_name)
-    rows, failed = [], set()
-    for item in on_disk.versions:
-        problem = verify_version(item)
-        if problem is not None:
-            failed.add(item.version)
-        size = sum(a.size for a in item.manifest.artifacts) if item.manifest else 0
-        framework = item.manifest.framework if item.manifest else None
-        rows.append(VersionRow(item.version, framework, size, problem))
-    served = on_disk.resolve(entry.pattern, frozenset(failed))
-    warnings = list(on_disk.warnings)
-    if not folder.is_dir():
-        warnings.append(f"{folder} does not exist")
-    return ModelStatus(entry, folder, rows, served.version if served else None, warnings)
-
-
-def artifact_path(item: VersionOnDisk) -> Path:
-    if item.manifest is None:
-        raise AmmsError(f"{item.path} has no manifest")
-    return entrypoint_path(item.path, item.manifest)

@@ -1,30 +1,20 @@
-"""Filesystem effects that must not leave half-written state: atomic writes, publish-by-rename,
-checksums, safe path joins and a per-folder lock."""
+"""Writing files so that no reader ever sees half of one: atomic writes, folders filled under a hidden
+name and renamed into place, and locks that serialise writers (dropped by the kernel if one dies)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from amms_cli.errors import PublishError, RepositoryError
+from amms_cli.errors import PublishError
 
 STAGING_PREFIX = ".amms-staging-"
 LOCK_NAME = ".amms.lock"
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -52,17 +42,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def safe_child(base: Path, name: str) -> Path:
-    """`base / name`, refusing anything that would leave `base` (separators, `..`, symlinks out)."""
-    if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
-        raise RepositoryError(f"'{name}' is not a plain file or folder name")
-    child = base / name
-    resolved_base = base.resolve()
-    if not child.resolve().is_relative_to(resolved_base):
-        raise RepositoryError(f"'{name}' resolves outside {base}")
-    return child
 
 
 def new_staging_dir(parent: Path, label: str) -> Path:

@@ -3,6 +3,7 @@ complete only when this file exists; its checksums are verified before anything 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from amms_cli.repository import atomic_files
 
 MANIFEST_NAME = "amms-version.json"
 FORMAT_VERSION = 1
+_CHUNK = 1 << 20
 
 
 class Artifact(BaseModel):
@@ -60,6 +62,14 @@ class Manifest(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_manifest(version_dir: Path) -> Manifest:
     path = version_dir / MANIFEST_NAME
     try:
@@ -85,7 +95,7 @@ def describe_artifacts(folder: Path) -> list[Artifact]:
         relative = path.relative_to(folder).as_posix()
         if relative == MANIFEST_NAME or "__pycache__" in path.parts or not path.is_file():
             continue
-        artifacts.append(Artifact(name=relative, sha256=atomic_files.sha256_file(path), size=path.stat().st_size))
+        artifacts.append(Artifact(name=relative, sha256=sha256_file(path), size=path.stat().st_size))
     return artifacts
 
 
@@ -106,5 +116,5 @@ def verify_artifacts(version_dir: Path, manifest: Manifest) -> None:
                 f"{version_dir.name}: '{artifact.name}' has {path.stat().st_size} bytes, "
                 f"recorded {artifact.size} (tampered or truncated)"
             )
-        if atomic_files.sha256_file(path) != artifact.sha256:
+        if sha256_file(path) != artifact.sha256:
             raise ChecksumMismatch(f"{version_dir.name}: checksum mismatch for '{artifact.name}'")

@@ -1,19 +1,32 @@
-"""Servables, one module per input adapter, looked up by `servable_name`."""
+"""Servables, one module per input kind, looked up by `servable_name`; `make_servable` builds one for
+a model version from what its manifest recorded of the input."""
 
 from __future__ import annotations
 
-from amms_cli.servables.base import Servable, jsonable, split_rows
+from amms_cli.repository.manifest import InputInfo
+from amms_cli.servables.base import JsonInputs, NamedColumns, RequestInputs, Servable
 from amms_cli.servables.custom import Custom
 from amms_cli.servables.ndarray import NdArray
 from amms_cli.servables.tabular import Tabular
+from amms_cli.servables.tensors import Tensor, TensorSpec
 from amms_cli.servables.text_input import TextInput
 
-SERVABLES: dict[str, Servable] = {s.name: s for s in (TextInput(), Tabular(), NdArray(), Custom())}
+SERVABLES: dict[str, type[Servable]] = {s.name: s for s in (TextInput, Tabular, NdArray, Custom)}
 SERVABLE_NAMES = tuple(SERVABLES)
 
 
-def get_servable(name: str) -> Servable:
-    return SERVABLES[name]
+def make_servable(name: str, info: InputInfo, model_name: str) -> Servable:
+    return SERVABLES[name](info, model_name)
 
 
-__all__ = ["SERVABLES", "SERVABLE_NAMES", "Servable", "get_servable", "jsonable", "split_rows"]
+__all__ = [
+    "SERVABLES",
+    "SERVABLE_NAMES",
+    "JsonInputs",
+    "NamedColumns",
+    "RequestInputs",
+    "Servable",
+    "Tensor",
+    "TensorSpec",
+    "make_servable",
+]

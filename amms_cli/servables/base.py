@@ -1,40 +1,103 @@
-"""The servable interface: one adapter from request JSON to model input, and from outputs to JSON."""
+"""The servable interface: how a model takes its input.
+
+A servable is made for one model version from what its manifest recorded of the input (`InputInfo`).
+It converts each form a protocol sends into the model's input, and describes that input for the docs
+(a JSON schema and an example) and for the protocols' metadata (its tensors and columns):
+
+    JsonInputs    the JSON a client sent as the input: rows, records, one row, a string, ...
+                  (native `inputs`, TF Serving `instances` and non-object `inputs`)
+    NamedColumns  name -> column (TF Serving columnar `inputs`, v2 one tensor per column)
+    Tensor        one typed v2 tensor
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from amms_cli.errors import InvalidInput, PredictionError
+from amms_cli.errors import InvalidInput
 from amms_cli.repository.manifest import InputInfo
+from amms_cli.servables.tensors import Tensor, TensorSpec, check_tensor
+
+
+@dataclass(frozen=True, slots=True)
+class JsonInputs:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class NamedColumns:
+    columns: dict[str, Any]
+
+
+RequestInputs = JsonInputs | NamedColumns | Tensor
 
 
 class Servable:
-    """Validates and converts a request's `inputs` for a model, and describes them for the docs.
+    """Checks and converts a request's input for one model version, and describes it.
 
     `batchable` servables produce model inputs that `concat` can join row-wise, so the batcher can
     merge requests and split the outputs back by `count`.
     """
 
-    name: str = ""
-    batchable: bool = True
+    name: ClassVar[str] = ""
+    batchable: ClassVar[bool] = True
 
-    def parse(self, inputs: Any, info: InputInfo) -> Any:
+    def __init__(self, info: InputInfo, model_name: str) -> None:
+        self.info = info
+        self.model_name = model_name
+
+    def convert(self, inputs: RequestInputs) -> Any:
+        """The model input for any form a protocol sends."""
+        if isinstance(inputs, JsonInputs):
+            return self.parse(inputs.value)
+        if isinstance(inputs, NamedColumns):
+            return self.from_columns(inputs.columns)
+        return self.from_tensor(inputs)
+
+    def parse(self, value: Any) -> Any:
+        """The model input for the JSON a client sent."""
         raise NotImplementedError
+
+    def from_columns(self, columns: dict[str, Any]) -> Any:
+        """Named inputs: a servable without named columns takes exactly one, its input tensor."""
+        if len(columns) != 1:
+            raise InvalidInput(
+                f"inputs: model '{self.model_name}' takes one input tensor, got {len(columns)} named ones"
+                " (columns by feature name need a tabular model with recorded feature names)"
+            )
+        return self.parse(next(iter(columns.values())))
+
+    def from_tensor(self, tensor: Tensor) -> Any:
+        spec = self.input_tensor()
+        if spec is not None:
+            check_tensor(tensor, spec)
+        array = tensor.array
+        return self.parse(array.tolist() if tensor.datatype == "BYTES" or array.ndim == 0 else array)
+
+    def input_tensor(self) -> TensorSpec | None:
+        """The one tensor this input is, when it can be described as one."""
+        return None
+
+    def column_tensors(self) -> list[TensorSpec]:
+        """One tensor per named column, for servables that take named columns (else none)."""
+        return []
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of the native `inputs` field."""
+        return {}
+
+    def example(self) -> Any:
+        """A request example for the docs and smoke check: the recorded one, or a synthetic one."""
+        return self.info.example
 
     def count(self, model_input: Any) -> int:
         return len(model_input)
 
     def concat(self, model_inputs: list[Any]) -> Any:
         return np.concatenate(model_inputs)
-
-    def schema(self, info: InputInfo) -> dict[str, Any]:
-        return {}
-
-    def example(self, info: InputInfo) -> Any:
-        """A request example for the docs and smoke check: the recorded one, or a synthetic one."""
-        return info.example
 
 
 MAX_DIMENSIONS = 64  # numpy's limit
@@ -73,29 +136,3 @@ def _kind_of(array: np.ndarray) -> str:
 def require_non_empty(inputs: Any) -> None:
     if inputs is None or (isinstance(inputs, (list, dict, str)) and len(inputs) == 0):
         raise InvalidInput("inputs: empty input (send at least one row)")
-
-
-def jsonable(value: Any) -> Any:
-    """Model output as JSON-ready Python values (numpy arrays and scalars become lists and numbers)."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "O":
-            return [jsonable(v) for v in value.tolist()]
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise PredictionError(f"model returned a {type(value).__name__}, which cannot be sent as JSON")
-
-
-def split_rows(outputs: Any, counts: list[int]) -> list[Any]:
-    """Split a batched output back into one slice per request."""
-    parts, start = [], 0
-    for count in counts:
-        parts.append(outputs[start : start + count])
-        start += count
-    return parts

@@ -1,5 +1,5 @@
-"""`tabular`: rows of numbers (`[[5.1, 3.5, 1.4, 0.2]]`), one row, or records by feature name
-(`[{"sepal_length": 5.1, ...}]`), checked against the recorded width and feature names."""
+"""`tabular`: rows of numbers (`[[5.1, 3.5, 1.4, 0.2]]`), one row, records by feature name
+(`[{"sepal_length": 5.1, ...}]`) or named columns, checked against the recorded width and feature names."""
 
 from __future__ import annotations
 
@@ -8,32 +8,40 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import InvalidInput
-from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables.base import Servable, numeric_array, require_non_empty
+from amms_cli.servables.tensors import INPUT_NAME, TensorSpec, datatype_of_dtype
+
+NO_NAMES = "this model has no recorded feature names; send rows of numbers"
 
 
 class Tabular(Servable):
     name = "tabular"
 
-    def parse(self, inputs: Any, info: InputInfo) -> Any:
-        require_non_empty(inputs)
-        if isinstance(inputs, dict) or (isinstance(inputs, list) and isinstance(inputs[0], dict)):
-            rows = self._records(inputs if isinstance(inputs, list) else [inputs], info)
+    def parse(self, value: Any) -> Any:
+        require_non_empty(value)
+        if isinstance(value, dict) or (isinstance(value, list) and isinstance(value[0], dict)):
+            rows = self._records(value if isinstance(value, list) else [value])
         else:
-            rows = numeric_array(inputs)
+            rows = numeric_array(value)
             if rows.ndim == 1:
                 rows = rows.reshape(1, -1)
             elif rows.ndim != 2:
                 raise InvalidInput(f"inputs: expected rows of numbers (2 dimensions), got {rows.ndim} dimensions")
-        width = info.n_features_in
+        width = self.info.n_features_in
         if width is not None and rows.shape[1] != width:
             raise InvalidInput(f"inputs: expected {width} features per row, got {rows.shape[1]}")
-        return self._frame(rows, info)
+        return self._frame(rows)
 
-    def _records(self, records: list[Any], info: InputInfo) -> np.ndarray:
-        names = info.feature_names_in
+    def from_columns(self, columns: dict[str, Any]) -> Any:
+        """Columns by feature name; a model without recorded names takes one tensor of rows."""
+        if not self.info.feature_names_in:
+            return super().from_columns(columns)
+        return self.parse(columns_to_records(columns, self.info.feature_names_in, "inputs"))
+
+    def _records(self, records: list[Any]) -> np.ndarray:
+        names = self.info.feature_names_in
         if not names:
-            raise InvalidInput("inputs: this model has no recorded feature names; send rows of numbers")
+            raise InvalidInput(f"inputs: {NO_NAMES}")
         known = set(names)
         for index, record in enumerate(records):
             if not isinstance(record, dict):
@@ -46,16 +54,22 @@ class Tabular(Servable):
                 raise InvalidInput(f"inputs[{index}]: unknown feature '{unknown[0]}' (expected {names})")
         return numeric_array([[record[n] for n in names] for record in records])
 
-    @staticmethod
-    def _frame(rows: np.ndarray, info: InputInfo) -> Any:
+    def _frame(self, rows: np.ndarray) -> Any:
         """Models fitted on a DataFrame warn when given bare arrays, so give them a DataFrame back."""
-        if not info.feature_names_in:
+        if not self.info.feature_names_in:
             return rows
         try:
             import pandas as pd
         except ImportError:
             return rows
-        return pd.DataFrame(rows, columns=info.feature_names_in)
+        return pd.DataFrame(rows, columns=self.info.feature_names_in)
+
+    def input_tensor(self) -> TensorSpec:
+        return TensorSpec(INPUT_NAME, datatype_of_dtype(self.info.dtype), [-1, self.info.n_features_in or -1])
+
+    def column_tensors(self) -> list[TensorSpec]:
+        datatype = datatype_of_dtype(self.info.dtype)
+        return [TensorSpec(name, datatype, [-1]) for name in self.info.feature_names_in or []]
 
     def count(self, model_input: Any) -> int:
         return int(model_input.shape[0])
@@ -67,25 +81,48 @@ class Tabular(Servable):
             return pd.concat(model_inputs, ignore_index=True)
         return np.concatenate(model_inputs)
 
-    def schema(self, info: InputInfo) -> dict[str, Any]:
+    def schema(self) -> dict[str, Any]:
+        width, names = self.info.n_features_in, self.info.feature_names_in
         row: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
-        if info.n_features_in is not None:
-            row |= {"minItems": info.n_features_in, "maxItems": info.n_features_in}
+        if width is not None:
+            row |= {"minItems": width, "maxItems": width}
         rows = {"type": "array", "items": row, "minItems": 1, "description": "rows of numbers"}
-        if not info.feature_names_in:
+        if not names:
             return rows
         record = {
             "type": "object",
-            "properties": {name: {"type": "number"} for name in info.feature_names_in},
-            "required": list(info.feature_names_in),
+            "properties": {name: {"type": "number"} for name in names},
+            "required": list(names),
             "additionalProperties": False,
         }
         records = {"type": "array", "items": record, "minItems": 1, "description": "records by feature name"}
         return {"anyOf": [rows, records]}
 
-    def example(self, info: InputInfo) -> Any:
-        if info.example is not None:
-            return info.example
-        if info.n_features_in is not None:
-            return [[0.0] * info.n_features_in]
+    def example(self) -> Any:
+        if self.info.example is not None:
+            return self.info.example
+        if self.info.n_features_in is not None:
+            return [[0.0] * self.info.n_features_in]
         return None
+
+
+def columns_to_records(columns: dict[str, Any], feature_names: list[str] | None, what: str) -> list[dict[str, Any]]:
+    """Named columns (`{"sepal_length": [5.1, 6.2], ...}`) as one record per row. A scalar column is
+    one row. The names must be exactly the recorded feature names; the values are checked later."""
+    if not feature_names:
+        raise InvalidInput(f"{what}: {NO_NAMES}")
+    missing = [name for name in feature_names if name not in columns]
+    if missing:
+        raise InvalidInput(f"{what}: missing column '{missing[0]}' (expected {feature_names})")
+    unknown = [name for name in columns if name not in feature_names]
+    if unknown:
+        raise InvalidInput(f"{what}: unknown column '{unknown[0]}' (expected {feature_names})")
+    lists = {name: value if isinstance(value, list) else [value] for name, value in columns.items()}
+    lengths = {name: len(values) for name, values in lists.items()}
+    first = feature_names[0]
+    uneven = [name for name in feature_names if lengths[name] != lengths[first]]
+    if uneven:
+        raise InvalidInput(
+            f"{what}: column '{uneven[0]}' has {lengths[uneven[0]]} values but '{first}' has {lengths[first]}"
+        )
+    return [dict(zip(feature_names, row, strict=True)) for row in zip(*(lists[n] for n in feature_names), strict=True)]

@@ -5,28 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from amms_cli.errors import InvalidInput
-from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables.base import Servable, require_non_empty
+from amms_cli.servables.tensors import INPUT_NAME, Tensor, TensorSpec, check_tensor
 
 
 class TextInput(Servable):
     name = "text_input"
 
-    def parse(self, inputs: Any, info: InputInfo) -> Any:
-        require_non_empty(inputs)
-        if isinstance(inputs, str):
-            return [inputs]
-        if not isinstance(inputs, list):
-            raise InvalidInput(f"inputs: expected a string or a list of strings, got {type(inputs).__name__}")
-        for index, item in enumerate(inputs):
+    def parse(self, value: Any) -> Any:
+        require_non_empty(value)
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise InvalidInput(f"inputs: expected a string or a list of strings, got {type(value).__name__}")
+        for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise InvalidInput(f"inputs[{index}]: expected a string, got {type(item).__name__}")
-        return inputs
+        return value
+
+    def from_tensor(self, tensor: Tensor) -> Any:
+        check_tensor(tensor, self.input_tensor())
+        return self.parse(tensor.array.reshape(-1).tolist())  # [N] or [N, 1]: one text per element
+
+    def input_tensor(self) -> TensorSpec:
+        return TensorSpec(INPUT_NAME, "BYTES", [-1])
 
     def concat(self, model_inputs: list[Any]) -> Any:
         return [text for texts in model_inputs for text in texts]
 
-    def schema(self, info: InputInfo) -> dict[str, Any]:
+    def schema(self) -> dict[str, Any]:
         return {
             "anyOf": [
                 {"type": "string"},
@@ -34,5 +41,5 @@ class TextInput(Servable):
             ]
         }
 
-    def example(self, info: InputInfo) -> Any:
-        return info.example if info.example is not None else ["an example sentence"]
+    def example(self) -> Any:
+        return self.info.example if self.info.example is not None else ["an example sentence"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from amms_cli.errors import AmmsError
 from amms_cli.loaders import Model
-from amms_cli.servables import Servable, split_rows
+from amms_cli.servables import Servable
 from amms_cli.serving.inference import Prediction, RawOutput, predict, run_model, to_prediction
 
 CONCURRENT_BATCHES = 2  # batches at once for a model that predicts concurrently (ONNX, custom code)
@@ -190,6 +190,15 @@ class Batcher:
             return predict(self.model, request.model_input, request.proba)
         except AmmsError as exc:
             return exc
+
+
+def split_rows(outputs: Any, counts: list[int]) -> list[Any]:
+    """Split a batched output back into one slice per request."""
+    parts, start = [], 0
+    for count in counts:
+        parts.append(outputs[start : start + count])
+        start += count
+    return parts
 
 
 def _settle(future: asyncio.Future[Prediction], result: Prediction | BaseException) -> None:

@@ -1,25 +1,27 @@
-"""Protocol-neutral operations behind every route: infer, readiness, metadata, and request metrics."""
+"""The protocol-neutral operations every front end calls: inference, readiness, the models' views, and
+request metrics.
+
+A front end decodes its protocol's request, then makes one inference call per request:
+
+    with plane.inference(name, version, PROTOCOL) as call:
+        loaded = call.loaded                       # resolved once, on first use
+        prediction = await call.infer(inputs, proba)
+        return encode(loaded, prediction)          # the outcome is recorded when the block ends
+"""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
 
 from amms_cli.errors import AmmsError, InvalidInput
+from amms_cli.servables import RequestInputs
 from amms_cli.serving.inference import Prediction
+from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.metrics import Metrics
-from amms_cli.serving.registry import LoadedVersion, ModelView, Registry
+from amms_cli.serving.registry import ModelView, Registry
 
 UNKNOWN_MODEL = "<unknown>"  # metrics label for names that are not configured (bounded cardinality)
-
-
-@dataclass(frozen=True, slots=True)
-class InferResult:
-    model: LoadedVersion
-    prediction: Prediction
 
 
 class DataPlane:
@@ -27,53 +29,87 @@ class DataPlane:
         self.registry = registry
         self.metrics = metrics
 
-    async def infer(self, name: str, version: str | None, inputs: Any, proba: bool = False) -> InferResult:
-        loaded = self.registry.resolve(name, version)
-        model_input = loaded.servable.parse(inputs, loaded.info)
-        if proba and not loaded.model.has_predict_proba:
-            raise InvalidInput(f"model '{name}' gives no class probabilities")
-        loaded.acquire()
-        try:
-            if loaded.batcher is not None:
-                prediction = await loaded.batcher.submit(model_input, proba)
-            else:
-                prediction = await loaded.predict(model_input, proba)
-        finally:
-            loaded.release()
-        return InferResult(loaded, prediction)
+    def inference(self, name: str, version: str | None, protocol: str) -> InferenceCall:
+        return InferenceCall(self, name, version, protocol)
 
-    @contextlib.contextmanager
-    def failures_recorded(self, name: str, version: str | None, protocol: str, started: float) -> Iterator[None]:
-        """Count a request that fails inside the block under its status (500 for an unexpected error,
-        which the app's handler renders); a success is recorded by the caller, with the version served."""
-        try:
-            yield
-        except AmmsError as exc:
-            self.record(name, version, protocol, int(exc.status), started)
-            raise
-        except Exception:
-            self.record(name, version, protocol, 500, started)
-            raise
+    def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
+        return self.registry.resolve(name, version)
 
-    def record(self, name: str, version: str | None, protocol: str, code: int, started: float) -> None:
+    def view(self, name: str) -> ModelView:
+        return self.registry.view(name)
+
+    def views(self) -> list[ModelView]:
+        models = self.registry.snapshot.models
+        return [models[name] for name in sorted(models)]
+
+    def not_ready_reason(self) -> str | None:
+        """None once every model has a served version; otherwise what readiness is waiting for."""
+        if self.registry.is_ready():
+            return None
+        waiting = [view.name for view in self.views() if view.served is None]
+        return f"not ready: waiting for {waiting or 'the first load'}"
+
+    def record(self, name: str, version: str | None, protocol: str, code: int, seconds: float) -> None:
+        """Count one request under bounded labels: names and versions that are not configured or not
+        on disk are not labels of their own."""
         view = self.registry.snapshot.models.get(name)
         if view is None:
             name, version = UNKNOWN_MODEL, ""
         elif version is None:
             version = view.served.version_text if view.served is not None else ""
         elif version not in view.statuses:
-            version = ""  # a version typed into a URL that matches nothing on disk: keep labels bounded
-        self.metrics.observe_request(name, version, protocol, code, time.perf_counter() - started)
+            version = ""
+        self.metrics.observe_request(name, version, protocol, code, seconds)
 
-    def view(self, name: str) -> ModelView:
-        return self.registry.view(name)
 
-    def views(self) -> list[ModelView]:
-        return [self.registry.snapshot.models[name] for name in sorted(self.registry.snapshot.models)]
+class InferenceCall:
+    """One inference request: the version is resolved once and used for everything after; the outcome
+    (200, the status of an AmmsError, or 500 for anything else) is recorded once, when the block ends."""
 
-    def is_ready(self) -> bool:
-        return self.registry.is_ready()
+    __slots__ = ("_loaded", "name", "plane", "protocol", "started", "version")
 
-    def model_ready(self, name: str, version: str | None = None) -> bool:
-        view = self.registry.view(name)
-        return view.served is not None if version is None else version in view.loaded
+    def __init__(self, plane: DataPlane, name: str, version: str | None, protocol: str) -> None:
+        self.plane = plane
+        self.name = name
+        self.version = version  # as requested: None for the served version
+        self.protocol = protocol
+        self.started = time.perf_counter()
+        self._loaded: LoadedVersion | None = None
+
+    @property
+    def loaded(self) -> LoadedVersion:
+        if self._loaded is None:
+            self._loaded = self.plane.registry.resolve(self.name, self.version)
+        return self._loaded
+
+    async def infer(self, inputs: RequestInputs, proba: bool = False) -> Prediction:
+        """Convert the protocol's inputs with the version's servable and predict (batched when the
+        version has a batcher), holding a lease so the version is not unloaded meanwhile."""
+        loaded = self.loaded
+        model_input = loaded.servable.convert(inputs)
+        if proba and not loaded.model.has_predict_proba:
+            raise InvalidInput(f"model '{self.name}' gives no class probabilities")
+        loaded.acquire()
+        try:
+            if loaded.batcher is not None:
+                return await loaded.batcher.submit(model_input, proba)
+            return await loaded.predict(model_input, proba)
+        finally:
+            loaded.release()
+
+    def __enter__(self) -> InferenceCall:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if error is None:
+            code = 200
+        elif isinstance(error, AmmsError):
+            code = int(error.status)
+        elif isinstance(error, Exception):
+            code = 500  # rendered by the app's handler for unexpected errors
+        else:
+            return  # cancelled: the client is gone and no response is sent
+        version = self._loaded.version_text if self._loaded is not None else self.version
+        self.plane.record(self.name, version, self.protocol, code, time.perf_counter() - self.started)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amms_cli.errors import AmmsError, PredictionError
-from amms_cli.loaders import Model
-from amms_cli.servables import jsonable
+from amms_cli.loaders import Model, jsonable
 
 log = logging.getLogger("amms.inference")
 

@@ -1,4 +1,6 @@
-"""Everything a running server owns besides HTTP: metrics, executors, registry, reconciler, watcher."""
+"""ModelServer: everything a running server owns besides its protocols (metrics, prediction threads,
+registry, reconciler, watcher), built from one ServeSettings. Every front end drives it through the
+DataPlane it makes."""
 
 from __future__ import annotations
 
@@ -6,16 +8,18 @@ import asyncio
 import contextlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from amms_cli.project.config import AmmsConfig
+from amms_cli.serving.dataplane import DataPlane
+from amms_cli.serving.lanes import Lanes
 from amms_cli.serving.metrics import Metrics
 from amms_cli.serving.reconciler import Reconciler
 from amms_cli.serving.registry import Registry
+from amms_cli.serving.settings import ServeSettings
 from amms_cli.serving.watcher import Watcher
 
-log = logging.getLogger("amms.runtime")
+log = logging.getLogger("amms.server")
 
 
 def trust_checked_inputs() -> None:
@@ -28,17 +32,7 @@ def trust_checked_inputs() -> None:
 
 
 @dataclass
-class RuntimeOptions:
-    predict_threads: int = 4
-    drain_timeout_s: float = 30.0
-    watch: bool = False
-    poll_s: float | None = None
-    debounce_ms: int = 200
-    allowed_loaders: frozenset[str] | None = None
-
-
-@dataclass
-class Runtime:
+class ModelServer:
     metrics: Metrics
     registry: Registry
     reconciler: Reconciler
@@ -46,31 +40,28 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, config: AmmsConfig, options: RuntimeOptions) -> Runtime:
-        """Build the runtime and start the first load in the background (readiness waits for it)."""
+    def start(cls, config: AmmsConfig, settings: ServeSettings) -> ModelServer:
+        """Build the server and start the first load in the background (readiness waits for it)."""
         trust_checked_inputs()
         metrics = Metrics()
-        registry = Registry(ThreadPoolExecutor(options.predict_threads, thread_name_prefix="amms-predict"))
-        reconciler = Reconciler(
-            registry, config, metrics, options.drain_timeout_s, allowed_loaders=options.allowed_loaders
-        )
-        watcher = None
-        if options.watch or options.poll_s is not None:
-            watcher = Watcher(reconciler, options.debounce_ms, options.poll_s)
-        runtime = cls(metrics, registry, reconciler, watcher)
-        runtime.tasks.append(asyncio.get_running_loop().create_task(runtime._first_load()))
-        return runtime
+        registry = Registry()
+        lanes = Lanes(settings.predict_threads)
+        reconciler = Reconciler(registry, lanes, config, metrics, settings)
+        watcher = Watcher(reconciler, settings.debounce_ms, settings.poll_s) if settings.watching else None
+        server = cls(metrics, registry, reconciler, watcher)
+        server.tasks.append(asyncio.get_running_loop().create_task(server._first_load()))
+        return server
+
+    def dataplane(self) -> DataPlane:
+        return DataPlane(self.registry, self.metrics)
 
     async def _first_load(self) -> None:
         await self.reconciler.reconcile()
-        log.info(
-            "ready: %s",
-            ", ".join(
-                f"{v.name} {v.served.version_text if v.served else '(none)'}"
-                for v in self.registry.snapshot.models.values()
-            )
-            or "no models configured",
-        )
+        served = [
+            f"{view.name} {view.served.version_text if view.served else '(none)'}"
+            for view in self.registry.snapshot.models.values()
+        ]
+        log.info("ready: %s", ", ".join(served) or "no models configured")
         if self.watcher is not None:
             await self.watcher.run()
 
@@ -81,5 +72,4 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.reconciler.wait_idle()
-        self.registry.shutdown()
+        await self.reconciler.stop()

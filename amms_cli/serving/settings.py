@@ -1,9 +1,11 @@
-"""ServeSettings: everything `amms serve` decides, built once by the CLI and passed to the app."""
+"""ServeSettings: everything `amms serve` decides, built once by the CLI and passed down to the front
+end and the model server. Each default is written here only (the CLI's options read them)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +30,11 @@ class ServeSettings(BaseModel):
     admin_token: str | None = None
     log_level: str = "info"
     access_log: bool = False
+
+    @classmethod
+    def default(cls, field: str) -> Any:
+        """A field's default, for the command line's options."""
+        return cls.model_fields[field].default
 
     @classmethod
     def from_env(cls) -> ServeSettings:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import watchfiles
 
+from amms_cli.project.config import AmmsConfig
 from amms_cli.repository.atomic_files import STAGING_PREFIX
-from amms_cli.serving.reconciler import Reconciler, config_watch_paths
+from amms_cli.serving.reconciler import Reconciler
 
 log = logging.getLogger("amms.watcher")
 SUBSCRIBE_GRACE_S = 1.0
@@ -31,7 +32,7 @@ class Watcher:
 
     def _paths(self) -> list[Path]:
         config = self.reconciler.config
-        wanted = [config.path.parent, *config_watch_paths(config)[1:]]
+        wanted = [config.path.parent, *source_roots(config)]
         existing = [p for p in wanted if p.exists()]
         # a nested folder is already covered by its watched parent
         return sorted({p for p in existing if not any(p != q and p.is_relative_to(q) for q in existing)})
@@ -81,3 +82,8 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def source_roots(config: AmmsConfig) -> list[Path]:
+    """The folders the config's models are read from."""
+    return sorted({entry.source(config.base_dir).watch_root() for entry in config.models})

@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from amms_cli.errors import Forbidden, Unauthorized
 from amms_cli.http.bodies import json_response
-from amms_cli.http.request_state import describe_model, plane, settings
-from amms_cli.serving.model_server import Runtime
+from amms_cli.http.request_state import model_server, plane, settings
+from amms_cli.http.routes.native import describe_model
 from amms_cli.serving.registry import ModelView
 
 
@@ -32,10 +32,6 @@ def require_token(request: Request) -> None:
 
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_token)])
-
-
-def runtime(request: Request) -> Runtime:
-    return request.state.runtime  # type: ignore[no-any-return]
 
 
 def repository_rows(views: list[ModelView]) -> list[dict[str, Any]]:
@@ -60,7 +56,7 @@ async def repository(request: Request) -> Response:
 
 @router.post("/admin/reload", summary="Re-read the config and rescan the repository now")
 async def reload(request: Request) -> Response:
-    reconciler = runtime(request).reconciler
+    reconciler = model_server(request).reconciler
     config_error = await reconciler.reload_config()
     await reconciler.reconcile()
     views = plane(request).views()
@@ -71,14 +67,14 @@ async def reload(request: Request) -> Response:
 async def _load(request: Request, name: str) -> ModelView:
     dataplane = plane(request)
     dataplane.view(name)  # 404 for an unknown model
-    await runtime(request).reconciler.release(name)
+    await model_server(request).reconciler.release(name)
     return dataplane.view(name)
 
 
 async def _unload(request: Request, name: str) -> ModelView:
     dataplane = plane(request)
     dataplane.view(name)
-    await runtime(request).reconciler.hold(name)
+    await model_server(request).reconciler.hold(name)
     return dataplane.view(name)
 
 

@@ -8,10 +8,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amms_cli.http.bodies import json_response
-from amms_cli.http.request_state import plane, readiness
+from amms_cli.http.request_state import plane
 from amms_cli.http.routing import PlainRoute
+from amms_cli.serving.dataplane import DataPlane
 
 router = APIRouter(tags=["health"], route_class=PlainRoute)
+
+
+def readiness(dataplane: DataPlane) -> Response:
+    """200 {"ready": true} once every model has a served version; 503 naming the ones still waiting
+    (also the v2 protocol's readiness)."""
+    reason = dataplane.not_ready_reason()
+    if reason is None:
+        return json_response({"ready": True})
+    return json_response({"ready": False, "error": reason}, 503)
 
 
 @router.get("/health/live", summary="The process is up")

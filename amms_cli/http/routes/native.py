@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,8 +10,10 @@ from starlette.responses import Response
 
 from amms_cli.errors import InvalidInput
 from amms_cli.http.bodies import json_response, read_json_object
-from amms_cli.http.request_state import describe_model, plane, settings
+from amms_cli.http.request_state import plane, settings
 from amms_cli.http.routing import PlainRoute
+from amms_cli.servables import JsonInputs
+from amms_cli.serving.registry import ModelView
 
 router = APIRouter(tags=["native"], route_class=PlainRoute)
 PROTOCOL = "native"
@@ -67,26 +68,55 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
-    started = time.perf_counter()
-    dataplane = plane(request)
-    with dataplane.failures_recorded(name, version, PROTOCOL, started):
+    with plane(request).inference(name, version, PROTOCOL) as call:
         body = await read_json_object(request, settings(request).body_limit_bytes)
-        if "inputs" not in body:
-            raise InvalidInput("request body needs an 'inputs' field")
-        unknown = set(body) - {"inputs", "probabilities"}
-        if unknown:
-            raise InvalidInput(f"unknown field '{sorted(unknown)[0]}' (expected 'inputs' and optional 'probabilities')")
-        proba = body.get("probabilities", False)
-        if not isinstance(proba, bool):
-            raise InvalidInput("'probabilities' must be true or false")
-        result = await dataplane.infer(name, version, body["inputs"], proba)
-    loaded, prediction = result.model, result.prediction
-    payload: dict[str, Any] = {"model": name, "version": loaded.version_text, "outputs": prediction.outputs}
-    if prediction.probabilities is not None:
-        payload["probabilities"] = prediction.probabilities
-        payload["classes"] = prediction.classes
-    dataplane.record(name, loaded.version_text, PROTOCOL, 200, started)
-    return json_response(payload)
+        inputs, proba = _check_body(body)
+        prediction = await call.infer(JsonInputs(inputs), proba)
+        payload: dict[str, Any] = {"model": name, "version": call.loaded.version_text, "outputs": prediction.outputs}
+        if prediction.probabilities is not None:
+            payload["probabilities"] = prediction.probabilities
+            payload["classes"] = prediction.classes
+        return json_response(payload)
+
+
+def _check_body(body: dict[str, Any]) -> tuple[Any, bool]:
+    """The `inputs` and whether probabilities are asked for."""
+    if "inputs" not in body:
+        raise InvalidInput("request body needs an 'inputs' field")
+    unknown = set(body) - {"inputs", "probabilities"}
+    if unknown:
+        raise InvalidInput(f"unknown field '{sorted(unknown)[0]}' (expected 'inputs' and optional 'probabilities')")
+    proba = body.get("probabilities", False)
+    if not isinstance(proba, bool):
+        raise InvalidInput("'probabilities' must be true or false")
+    return body["inputs"], proba
+
+
+def describe_model(view: ModelView) -> dict[str, Any]:
+    """The native description of a model: served version, each version's state, input schema."""
+    served = view.served
+    return {
+        "name": view.name,
+        "aspired_version": view.entry.aspired_version,
+        "served_version": served.version_text if served else None,
+        "ready": served is not None,
+        "framework": served.manifest.framework if served else None,
+        "servable": served.servable.name if served else view.entry.servable_name,
+        "input_schema": served.servable.schema() if served else None,
+        "example": served.servable.example() if served else None,
+        "classes": served.model.classes if served else None,
+        "versions": [
+            {
+                "version": str(status.version),
+                "state": status.state.value,
+                "reason": status.reason,
+                "framework": status.framework,
+                "load_seconds": round(status.load_seconds, 4) if status.load_seconds is not None else None,
+                "loaded": str(status.version) in view.loaded,
+            }
+            for status in view.sorted_statuses()
+        ],
+    }
 
 
 @router.post(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,16 +13,11 @@ from amms_cli.errors import InvalidInput, NotFound
 from amms_cli.http.bodies import json_response, read_json_object
 from amms_cli.http.request_state import plane, settings
 from amms_cli.http.routes.native import PREDICT_RESPONSES
-from amms_cli.http.routes.signatures import (
-    PREDICT,
-    PREDICT_PROBA,
-    TensorSpec,
-    columns_to_records,
-    input_spec,
-    output_specs,
-)
 from amms_cli.http.routing import PlainRoute
-from amms_cli.serving.registry import LoadedVersion, ModelView, VersionState, VersionStatus
+from amms_cli.servables import JsonInputs, NamedColumns, RequestInputs, TensorSpec
+from amms_cli.serving.loaded_version import LoadedVersion
+from amms_cli.serving.registry import ModelView, VersionState, VersionStatus
+from amms_cli.serving.signatures import PREDICT, PREDICT_PROBA, output_specs
 
 router = APIRouter(tags=["tensorflow-serving"], route_class=PlainRoute)
 PROTOCOL = "tfserving"
@@ -103,7 +97,7 @@ async def version_status(name: str, version: str, request: Request) -> Response:
 
 @router.get("/v1/models/{name}/metadata", summary="Signatures of the served version", responses=ERROR_RESPONSES)
 async def model_metadata(name: str, request: Request) -> Response:
-    return json_response(metadata_body(plane(request).registry.resolve(name, None)))
+    return json_response(metadata_body(plane(request).resolve(name, None)))
 
 
 @router.get(
@@ -112,23 +106,18 @@ async def model_metadata(name: str, request: Request) -> Response:
     responses=ERROR_RESPONSES,
 )
 async def version_metadata(name: str, version: str, request: Request) -> Response:
-    return json_response(metadata_body(plane(request).registry.resolve(name, version)))
+    return json_response(metadata_body(plane(request).resolve(name, version)))
 
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
-    started = time.perf_counter()
-    dataplane = plane(request)
-    with dataplane.failures_recorded(name, version, PROTOCOL, started):
+    with plane(request).inference(name, version, PROTOCOL) as call:
         body = await read_json_object(request, settings(request).body_limit_bytes)
         row_format = _check_body(body)
-        loaded = dataplane.registry.resolve(name, version)
-        proba = wants_probabilities(body.get("signature_name"), loaded)
-        inputs = body["instances"] if row_format else columnar_inputs(body["inputs"], loaded)
-        result = await dataplane.infer(name, version, inputs, proba)
-    prediction = result.prediction
-    values = prediction.probabilities if proba else prediction.outputs
-    dataplane.record(name, result.model.version_text, PROTOCOL, 200, started)
-    return json_response({"predictions" if row_format else "outputs": values})
+        proba = wants_probabilities(body.get("signature_name"), call.loaded)
+        inputs = JsonInputs(body["instances"]) if row_format else columnar_inputs(body["inputs"])
+        prediction = await call.infer(inputs, proba)
+        values = prediction.probabilities if proba else prediction.outputs
+        return json_response({"predictions" if row_format else "outputs": values})
 
 
 def _check_body(body: dict[str, Any]) -> bool:
@@ -154,19 +143,9 @@ def wants_probabilities(signature: Any, loaded: LoadedVersion) -> bool:
     raise InvalidInput(f"unknown signature_name {signature!r} (model '{loaded.name}' has: {known})")
 
 
-def columnar_inputs(inputs: Any, loaded: LoadedVersion) -> Any:
-    """Columnar `inputs` as the servable's input: feature name -> column for a tabular model with
-    recorded feature names, the one named tensor's value, or the value itself."""
-    if not isinstance(inputs, dict) or loaded.servable.name == "custom":
-        return inputs
-    if loaded.servable.name == "tabular" and loaded.info.feature_names_in:
-        return columns_to_records(inputs, loaded.info.feature_names_in, "inputs")
-    if len(inputs) != 1:
-        raise InvalidInput(
-            f"inputs: model '{loaded.name}' takes one input tensor, got {len(inputs)} named ones"
-            " (columns by feature name need a tabular model with recorded feature names)"
-        )
-    return next(iter(inputs.values()))
+def columnar_inputs(inputs: Any) -> RequestInputs:
+    """Columnar `inputs`: an object is named columns (or one named tensor), anything else one tensor."""
+    return NamedColumns(inputs) if isinstance(inputs, dict) else JsonInputs(inputs)
 
 
 def status_body(view: ModelView, version: str | None) -> dict[str, Any]:
@@ -204,11 +183,11 @@ def metadata_body(loaded: LoadedVersion) -> dict[str, Any]:
 
 
 def signature_inputs(loaded: LoadedVersion) -> dict[str, dict[str, Any]]:
-    """One input per recorded feature for a tabular model (the keys of columnar `inputs`), else one."""
-    spec = input_spec(loaded)
-    names = loaded.info.feature_names_in
-    if loaded.servable.name == "tabular" and names and spec is not None:
-        return {name: tensor_info(TensorSpec(name, spec.datatype, [-1])) for name in names}
+    """One input per named column (the keys of columnar `inputs`) when the servable takes columns, else one."""
+    columns = loaded.servable.column_tensors()
+    if columns:
+        return {spec.name: tensor_info(spec) for spec in columns}
+    spec = loaded.servable.input_tensor()
     if spec is None:
         return {"input": {"dtype": "DT_INVALID", "tensor_shape": {"dim": [], "unknown_rank": True}, "name": "input"}}
     return {spec.name: tensor_info(spec)}

@@ -3,7 +3,6 @@ data extension: server and model metadata, health, readiness and `infer`."""
 
 from __future__ import annotations
 
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -16,27 +15,23 @@ from starlette.responses import Response
 from amms_cli import __version__
 from amms_cli.errors import InvalidInput, ModelNotReady, NotFound, PayloadTooLarge
 from amms_cli.http.bodies import JSON_TYPE, json_response, parse_json, read_body
-from amms_cli.http.request_state import plane, readiness, settings
+from amms_cli.http.request_state import plane, settings
+from amms_cli.http.routes.health import readiness
 from amms_cli.http.routes.native import PREDICT_RESPONSES
-from amms_cli.http.routes.signatures import (
-    PREDICT,
-    PREDICT_PROBA,
-    columns_to_records,
-    input_spec,
-    output_names,
-    output_specs,
-)
 from amms_cli.http.routes.v2_tensors import (
     HEADER_LENGTH,
-    Tensor,
     decode_inputs,
     encode_output,
     response_body,
     split_body,
 )
 from amms_cli.http.routing import PlainRoute
+from amms_cli.servables import NamedColumns, RequestInputs, Tensor
+from amms_cli.servables.tensors import fits
 from amms_cli.serving.inference import Prediction
-from amms_cli.serving.registry import LoadedVersion, ModelView
+from amms_cli.serving.loaded_version import LoadedVersion
+from amms_cli.serving.registry import ModelView
+from amms_cli.serving.signatures import PREDICT, PREDICT_PROBA, output_names, output_specs
 
 router = APIRouter(tags=["v2"], route_class=PlainRoute)
 PROTOCOL = "v2"
@@ -127,12 +122,12 @@ async def infer_version(name: str, version: str, request: Request) -> Response:
 
 def _metadata(request: Request, name: str, version: str | None) -> Response:
     dataplane = plane(request)
-    loaded = dataplane.registry.resolve(name, version)
+    loaded = dataplane.resolve(name, version)
     return json_response(describe(dataplane.view(name), loaded))
 
 
 def describe(view: ModelView, loaded: LoadedVersion) -> dict[str, Any]:
-    spec = input_spec(loaded)
+    spec = loaded.servable.input_tensor()
     return {
         "name": view.name,
         "versions": [v.version_text for v in sorted(view.loaded.values(), key=lambda v: v.version)],
@@ -146,7 +141,7 @@ def describe(view: ModelView, loaded: LoadedVersion) -> dict[str, Any]:
 def _ready(request: Request, name: str, version: str | None) -> Response:
     dataplane = plane(request)
     try:
-        dataplane.registry.resolve(name, version)
+        dataplane.resolve(name, version)
     except ModelNotReady as exc:
         return json_response({"error": exc.message}, 503)
     except NotFound as exc:
@@ -158,17 +153,12 @@ def _ready(request: Request, name: str, version: str | None) -> Response:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    started = time.perf_counter()
-    dataplane = plane(request)
-    with dataplane.failures_recorded(name, version, PROTOCOL, started):
+    with plane(request).inference(name, version, PROTOCOL) as call:
         parsed = await read_infer_request(request, settings(request).body_limit_bytes)
-        loaded = dataplane.registry.resolve(name, version)
-        wanted = requested_outputs(parsed, loaded)
-        model_input = to_model_input(parsed.tensors, loaded)
-        result = await dataplane.infer(name, version, model_input, any(n == PREDICT_PROBA for n, _ in wanted))
-    response = infer_response(name, result.model, result.prediction, wanted, parsed.id)
-    dataplane.record(name, result.model.version_text, PROTOCOL, 200, started)
-    return response
+        wanted = requested_outputs(parsed, call.loaded)
+        inputs = request_inputs(parsed.tensors, call.loaded)
+        prediction = await call.infer(inputs, any(n == PREDICT_PROBA for n, _ in wanted))
+        return infer_response(name, call.loaded, prediction, wanted, parsed.id)
 
 
 async def read_infer_request(request: Request, limit: int) -> InferRequest:
@@ -238,53 +228,29 @@ def requested_outputs(parsed: InferRequest, loaded: LoadedVersion) -> list[tuple
     return wanted
 
 
-def to_model_input(tensors: list[Tensor], loaded: LoadedVersion) -> Any:
-    """The servable's input: one tensor as it is (shape checked), or one tensor per feature as records."""
+def request_inputs(tensors: list[Tensor], loaded: LoadedVersion) -> RequestInputs:
+    """One tensor as it is, or one tensor per column for a model that takes named columns."""
     if len(tensors) > 1:
-        return _columns(tensors, loaded)
+        if not loaded.servable.column_tensors():
+            raise InvalidInput(
+                f"model '{loaded.name}' takes one input tensor, got {len(tensors)} "
+                f"({', '.join(t.name for t in tensors)}); only tabular models with recorded feature names take "
+                "one tensor per feature"
+            )
+        return NamedColumns({tensor.name: _column(tensor) for tensor in tensors})
     tensor = tensors[0]
     if tensor.array.size == 0:
         raise InvalidInput(f"input '{tensor.name}' has no elements (shape {tensor.shape})")
-    _check_form(tensor, loaded)
-    servable = loaded.servable.name
-    if servable == "text_input":
-        return tensor.array.reshape(-1).tolist()
-    if servable == "custom" or tensor.datatype == "BYTES" or tensor.array.ndim == 0:
-        return tensor.array.tolist()
-    return tensor.array
+    return tensor
 
 
-def _check_form(tensor: Tensor, loaded: LoadedVersion) -> None:
-    spec = input_spec(loaded) if loaded.servable.name != "custom" else None
-    if spec is None:
-        return
-    expected = f"expected {spec.datatype} of shape {spec.shape}"
-    if (spec.datatype == "BYTES") != (tensor.datatype == "BYTES"):
-        raise InvalidInput(f"input '{tensor.name}': {expected}, got {tensor.datatype}")
-    # the batch dimension may be left out to send one instance; text may come as [N, 1]
-    forms = [spec.shape, spec.shape[1:], *([[-1, 1]] if spec.datatype == "BYTES" else [])]
-    if not any(_fits(tensor.shape, form) for form in forms):
-        raise InvalidInput(f"input '{tensor.name}': {expected}, got shape {tensor.shape}")
-
-
-def _fits(shape: list[int], form: list[int]) -> bool:
-    return len(shape) == len(form) and all(want in (-1, got) for got, want in zip(shape, form, strict=True))
-
-
-def _columns(tensors: list[Tensor], loaded: LoadedVersion) -> list[dict[str, Any]]:
-    names = loaded.info.feature_names_in
-    if loaded.servable.name != "tabular" or not names:
+def _column(tensor: Tensor) -> list[object]:
+    if tensor.datatype == "BYTES" or not (fits(tensor.shape, [-1]) or fits(tensor.shape, [-1, 1])):
         raise InvalidInput(
-            f"model '{loaded.name}' takes one input tensor, got {len(tensors)} ({', '.join(t.name for t in tensors)});"
-            " only tabular models with recorded feature names take one tensor per feature"
+            f"input '{tensor.name}': expected a numeric column of shape [-1] or [-1, 1], "
+            f"got {tensor.datatype} of shape {tensor.shape}"
         )
-    for tensor in tensors:
-        if tensor.datatype == "BYTES" or not (_fits(tensor.shape, [-1]) or _fits(tensor.shape, [-1, 1])):
-            raise InvalidInput(
-                f"input '{tensor.name}': expected a numeric column of shape [-1] or [-1, 1], "
-                f"got {tensor.datatype} of shape {tensor.shape}"
-            )
-    return columns_to_records({t.name: t.array.reshape(-1).tolist() for t in tensors}, names, "inputs")
+    return tensor.array.reshape(-1).tolist()
 
 
 def infer_response(

@@ -6,43 +6,19 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
 from amms_cli.errors import InvalidInput
+from amms_cli.servables.tensors import DATATYPES, Tensor, datatype_of
 
 HEADER_LENGTH = "inference-header-content-length"
 
-# Open Inference Protocol datatype -> numpy dtype (BYTES elements are Python str after decoding)
-DTYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
 # which JSON number kinds (numpy dtype kinds of the parsed data) each datatype family accepts
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 _KIND_TEXT = {"b": "true/false", "i": "integers", "u": "non-negative integers", "f": "numbers"}
-
-
-@dataclass(frozen=True, slots=True)
-class Tensor:
-    name: str
-    datatype: str
-    shape: list[int]
-    array: np.ndarray  # shaped; BYTES tensors hold str objects
 
 
 # ---- requests -------------------------------------------------------------------------------------
@@ -114,8 +90,10 @@ def _header(item: dict[str, Any], index: int) -> tuple[str, str, list[int]]:
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"inputs[{index}]: 'name' must be a non-empty string")
     datatype = item.get("datatype")
-    if datatype not in DTYPES:
-        raise InvalidInput(f"input '{name}': datatype {datatype!r} is not supported (use one of {', '.join(DTYPES)})")
+    if datatype not in DATATYPES:
+        raise InvalidInput(
+            f"input '{name}': datatype {datatype!r} is not supported (use one of {', '.join(DATATYPES)})"
+        )
     shape = item.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(f"input '{name}': 'shape' must be a list of non-negative integers, got {shape!r}")
@@ -135,7 +113,7 @@ def from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.ndar
         array = np.asarray(data)
     except (ValueError, TypeError, OverflowError):
         raise InvalidInput(f"{where}: 'data' is ragged (expected {count} {datatype} values)") from None
-    dtype = DTYPES[datatype]
+    dtype = DATATYPES[datatype]
     if array.size and array.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
         raise InvalidInput(f"{where}: {datatype} data must be {_KIND_TEXT[dtype.kind]}, got {_kind_name(array)}")
     if dtype.kind in "iu" and array.size:
@@ -171,7 +149,7 @@ def from_binary(chunk: bytes, datatype: str, shape: list[int], where: str) -> np
     """Binary tensor data: little-endian, row-major; BOOL one byte each; BYTES 4-byte length + bytes each."""
     if datatype == "BYTES":
         return _shaped(_unpack_bytes(chunk, where), shape, where)
-    dtype = DTYPES[datatype]
+    dtype = DATATYPES[datatype]
     expected = math.prod(shape) * dtype.itemsize
     if len(chunk) != expected:
         raise InvalidInput(
@@ -234,10 +212,6 @@ def output_array(value: Any) -> np.ndarray:
     return array
 
 
-def datatype_of(array: np.ndarray) -> str:
-    return {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}.get(array.dtype.kind, "BYTES")
-
-
 def encode_output(
     name: str, value: Any, binary: bool, parameters: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], bytes]:
@@ -266,7 +240,7 @@ def to_binary(array: np.ndarray, datatype: str) -> bytes:
         return b"".join(parts)
     if datatype == "BOOL":
         return array.astype(np.uint8).tobytes()
-    return np.ascontiguousarray(array, dtype=DTYPES[datatype].newbyteorder("<")).tobytes()
+    return np.ascontiguousarray(array, dtype=DATATYPES[datatype].newbyteorder("<")).tobytes()
 
 
 def response_body(header: dict[str, Any], blobs: list[bytes]) -> tuple[bytes, int | None]:

@@ -1,0 +1,89 @@
+"""Loading one version off the event loop: verify its checksums, open it with its loader and run its
+recorded example through it as a smoke check, within the entry's load timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from amms_cli.errors import AmmsError, ModelLoadError
+from amms_cli.loaders import LOADERS, Model, load_version
+from amms_cli.project.config import ModelEntry
+from amms_cli.repository.scan import VersionOnDisk
+from amms_cli.servables import Servable, make_servable
+from amms_cli.serving.inference import predict
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A version loaded and smoke-checked: its model and the servable it is fed through."""
+
+    model: Model
+    servable: Servable
+
+
+async def load_in_background(
+    entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None
+) -> CheckedModel:
+    """Load in a thread; a load past `load_timeout_s` is abandoned and raises ModelLoadError."""
+    try:
+        return await asyncio.wait_for(
+            in_daemon_thread(load_checked, entry, item, allowed_loaders), entry.load_timeout_s
+        )
+    except TimeoutError:
+        raise ModelLoadError(f"load took longer than load_timeout_s={entry.load_timeout_s:g}") from None
+
+
+def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None) -> CheckedModel:
+    """Verify, load and smoke-check one version (runs in a worker thread)."""
+    manifest = item.manifest
+    if manifest is None:
+        raise ModelLoadError(item.problem or "no manifest")
+    if allowed_loaders is not None and manifest.loader not in allowed_loaders:
+        facts = LOADERS.get(manifest.loader)
+        runs_code = " (loading it runs code from the artifact)" if facts is not None and facts.runs_code else ""
+        raise ModelLoadError(
+            f"loader '{manifest.loader}' is refused by --allow-frameworks {','.join(sorted(allowed_loaders))}"
+            + runs_code
+        )
+    model = load_version(item.path, manifest)
+    servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
+    example = servable.example()
+    if example is not None:
+        try:
+            predict(model, servable.parse(example), False)
+        except AmmsError as exc:
+            model.close()
+            raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
+    return CheckedModel(model, servable)
+
+
+def in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run `function` in a daemon thread: a load that hangs past its timeout is abandoned and cannot
+    keep the process from exiting (executor threads would be joined at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name="amms-load", daemon=True).start()
+    return future

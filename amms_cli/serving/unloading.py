@@ -1,0 +1,55 @@
+"""Unloading retired versions in the background: drain (wait, up to the drain timeout, for the
+requests using a version), close it, let its model's own thread go once the model is removed, and
+collect the memory it held."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from amms_cli.serving import gc_freeze
+from amms_cli.serving.lanes import Lanes
+from amms_cli.serving.loaded_version import LoadedVersion
+from amms_cli.serving.registry import Registry
+
+log = logging.getLogger("amms.unloading")
+
+
+class Unloader:
+    def __init__(self, registry: Registry, lanes: Lanes, drain_timeout_s: float) -> None:
+        self.registry = registry
+        self.lanes = lanes
+        self.drain_timeout_s = drain_timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: Counter[str] = Counter()  # versions of each model waiting to be unloaded
+
+    def retire(self, versions: Iterable[LoadedVersion]) -> None:
+        for version in versions:
+            self._retiring[version.name] += 1
+            task = asyncio.get_running_loop().create_task(self._unload(version))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unload(self, version: LoadedVersion) -> None:
+        drained = await version.drain(self.drain_timeout_s)
+        if not drained:
+            log.warning(
+                "model '%s' version %s still had %d request(s) after %.0f s; unloading anyway",
+                version.name,
+                version.version_text,
+                version.in_flight,
+                self.drain_timeout_s,
+            )
+        version.close()
+        self._retiring[version.name] -= 1
+        if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
+            self.lanes.close(version.name)  # the model was removed and its last version is gone
+        gc_freeze.settle()
+        log.info("model '%s' version %s unloaded", version.name, version.version_text)
+
+    async def wait_idle(self) -> None:
+        """Wait for the unloads under way (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
