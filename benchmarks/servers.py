@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from workload import BenchModel
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # one start / wait / stop helper for the tests and benchmarks
+from server_support import free_port, running_process  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -30,12 +26,6 @@ class ServerSpec:
     ready_path: str
     protocol: str = "native"  # "native": POST /models/{name}/predict; "v2": the Open Inference Protocol
     env: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def floor_spec(models: list[BenchModel], port: int) -> ServerSpec:
@@ -89,42 +79,7 @@ def request_for(spec: ServerSpec, model: BenchModel) -> tuple[str, bytes]:
 def running(spec: ServerSpec, port: int, log_path: Path, timeout: float = 120.0) -> Iterator[str]:
     """Start the server, wait for its ready path, yield its base URL; always stop it."""
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            spec.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=log_path.parent,
-            env={**os.environ, **spec.env},
-            start_new_session=True,
-        )
-    try:
-        wait_ready(process, url + spec.ready_path, timeout, log_path)
+    with running_process(
+        spec.command, ready_url=url + spec.ready_path, log_path=log_path, env=spec.env, timeout=timeout
+    ):
         yield url
-    finally:
-        stop(process)
-
-
-def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {process.returncode}; see {log_path}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url}: not ready after {timeout:.0f} s; see {log_path}")
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import factories
 import pytest
-from factories import Project, amms_argv, amms_env
 from hypothesis import settings
+from projects import Project, amms_argv, amms_env
 
 from amms_cli.project.authoring import init_project
 

@@ -1,29 +1,31 @@
-"""Real tiny models saved the way data scientists save them (pickle, cloudpickle, joblib, ONNX, a
-custom model folder), and amms projects driven through the real `amms` command."""
+"""Real tiny models, made in the tests and saved the way data scientists save them (pickle,
+cloudpickle, joblib, ONNX, a custom model folder), and the inputs they take."""
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import joblib
 import numpy as np
+from sklearn.datasets import load_iris
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 N_FEATURES = 4
-TEXT_EXAMPLE = ["what a great movie"]
 TABULAR_EXAMPLE = [[0.1, 0.2, 0.3, 0.4]]
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+IRIS_ROW = IRIS_ROWS[0]
+REGRESSION_ROWS = [[0.1, 0.2, 0.3, 0.4, 0.5], [1.0, -1.0, 0.5, 2.0, 0.0]]
+TEXTS = ["a GREAT movie", "an awful film", "great fun"]
+TEXT_EXAMPLE = ["what a great movie"]
+ONNX_ROWS = [[0.1, 0.9, 0.3, 0.4], [0.8, 0.1, 0.5, 0.2]]
 CUSTOM_EXAMPLE = [1, 2, 3]
 
 
@@ -34,12 +36,29 @@ def tabular_data(rows: int = 40) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classifier(padding_mb: float = 0.0) -> LogisticRegression:
-    """A fitted LogisticRegression; `padding_mb` of random floats makes its pickle that large."""
-    model = LogisticRegression().fit(*tabular_data())
+    """A fitted LogisticRegression on 4 random features; `padding_mb` of random floats makes its
+    pickle that large."""
+    return _padded(LogisticRegression().fit(*tabular_data()), padding_mb)
+
+
+def iris_classifier(c: float = 1.0, padding_mb: float = 0.0) -> LogisticRegression:
+    """An iris classifier; `padding_mb` adds that much random data, so holding an old version in
+    memory shows in the server's RSS."""
+    features, labels = load_iris(return_X_y=True)
+    return _padded(LogisticRegression(C=c, max_iter=1000).fit(features, labels), padding_mb)
+
+
+def _padded(model: LogisticRegression, padding_mb: float) -> LogisticRegression:
     if padding_mb:
         # incompressible bytes, so copying, hashing and loading the artifact take measurable time
         model.padding_ = np.random.default_rng(1).random(int(padding_mb * (1 << 20) / 8))
     return model
+
+
+def regressor() -> LinearRegression:
+    rng = np.random.default_rng(0)
+    features = rng.random((50, 5))
+    return LinearRegression().fit(features, features @ np.array([1.0, -2.0, 0.5, 3.0, 0.0]) + 0.25)
 
 
 def text_pipeline() -> Pipeline:
@@ -66,26 +85,39 @@ def save_joblib(path: Path, obj: Any) -> Path:
 
 
 def save_onnx(path: Path) -> Path:
+    """A LogisticRegression on 4 float features, converted by skl2onnx (labels + ZipMap probabilities)."""
     from skl2onnx import to_onnx
 
-    features, _ = tabular_data()
-    onnx_model = to_onnx(classifier(), features[:1].astype(np.float32), target_opset=17)
-    path.write_bytes(onnx_model.SerializeToString())
+    features, labels = tabular_data()
+    model = LogisticRegression().fit(features.astype(np.float32), labels)
+    path.write_bytes(to_onnx(model, features[:1].astype(np.float32), target_opset=17).SerializeToString())
     return path
 
 
-CUSTOM_MODEL_PY = """\
-import json
-from pathlib import Path
+# A custom model.py: `inputs` is a list of numbers. Environment variables (set only on the server
+# process, never during `add-model`) make it slow to load; "boom" makes it raise, "sleep" sleep.
+CUSTOM_MODEL_PY = textwrap.dedent(
+    """\
+    import json
+    import os
+    import time
+    from pathlib import Path
 
 
-class Model:
-    def load(self, path):
-        self.weight = json.loads((Path(path) / "weights.json").read_text())["weight"]
+    class Model:
+        def load(self, path):
+            time.sleep(float(os.environ.get("AMMS_TEST_LOAD_SLEEP", "0")))
+            self.weight = json.loads((Path(path) / "weights.json").read_text())["weight"]
 
-    def predict(self, inputs):
-        return [self.weight * value for value in inputs]
-"""
+        def predict(self, inputs):
+            if "boom" in inputs:
+                raise RuntimeError("secret internal detail")
+            if "sleep" in inputs:
+                time.sleep(float(inputs[-1]))
+                return ["slept"]
+            return [self.weight * value for value in inputs]
+    """
+)
 
 
 def custom_model_dir(folder: Path, weight: float = 2.0) -> Path:
@@ -105,77 +137,3 @@ def random_bytes(target: Path, size: int = 4096) -> Path:
     # random data must not look like a pickle (0x80) or a compressed joblib file by accident
     target.write_bytes(b"\x00" + data[1:])
     return target
-
-
-def amms_argv(*args: str) -> list[str]:
-    """The installed `amms` console script, or the same entry point through this interpreter."""
-    script = shutil.which("amms", path=str(Path(sys.executable).parent)) or shutil.which("amms")
-    if script:
-        return [script, *args]
-    return [sys.executable, "-c", "from amms_cli.cli import main; main()", *args]
-
-
-def amms_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMMS_") and k != "FORCE_COLOR"}
-    # Rich hard-wraps at 80 columns when the output is not a terminal; see
-    # test_authoring_cli.test_errors_stay_on_one_line_at_the_default_width
-    return env | {"COLUMNS": "1000", "NO_COLOR": "1"} | extra
-
-
-def run_amms(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real `amms` command as its own process."""
-    return subprocess.run(
-        amms_argv(*args), cwd=cwd, env=env or amms_env(), capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-@dataclass(frozen=True)
-class Project:
-    """An amms project folder: amms.json and models/ (relative load_url, so copies stay valid)."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "amms.json"
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return run_amms(*args, cwd=self.root, env=env)
-
-    def entries(self) -> list[dict[str, Any]]:
-        return json.loads(self.config.read_text())  # type: ignore[no-any-return]
-
-    def write_entries(self, entries: list[dict[str, Any]]) -> None:
-        self.config.write_text(json.dumps(entries, indent=2))
-
-    def manifest(self, name: str, version: str) -> dict[str, Any]:
-        return json.loads((self.models / name / version / "amms-version.json").read_text())  # type: ignore[no-any-return]
-
-    def versions(self, name: str) -> list[str]:
-        """Visible entries of a model folder (hidden staging folders and the lock excluded)."""
-        folder = self.models / name
-        return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-
-    def copy_to(self, target: Path) -> Project:
-        shutil.copytree(self.root, target)
-        return Project(target)
-
-
-def error_of(result: subprocess.CompletedProcess[str]) -> tuple[str, str | None]:
-    """Assert a failed command printed one error line (and at most one hint line) and no traceback;
-    return the message and the hint."""
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert "Traceback" not in output, output
-    lines = result.stderr.strip().splitlines()
-    assert 1 <= len(lines) <= 2, output
-    assert lines[0].startswith("error: "), output
-    hint = None
-    if len(lines) == 2:
-        assert lines[1].startswith("hint: "), output
-        hint = lines[1].removeprefix("hint: ")
-    return lines[0].removeprefix("error: "), hint

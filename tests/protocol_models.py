@@ -17,11 +17,9 @@ import joblib
 import numpy as np
 import onnxruntime as ort
 import pytest
-from server_support import metric_values
-from serving_models import (
+from factories import (
     IRIS_ROWS,
     TEXTS,
-    Project,
     custom_model_dir,
     iris_classifier,
     regressor,
@@ -31,6 +29,8 @@ from serving_models import (
     save_pickle,
     text_pipeline,
 )
+from projects import Project
+from server_support import metric_values
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FEATURE_WEIGHTS = [1.0, 10.0, 100.0, 1000.0]
@@ -98,7 +98,7 @@ def protocol_repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     root.mkdir()
     files = repository.files
     files.mkdir()
-    project = Project(root)
+    project = Project.init(root)
     project.add(save_pickle(files / "iris.pkl", iris_classifier()), "iris", example=IRIS_ROWS[:1])
     project.bump("iris", save_pickle(files / "iris_v110.pkl", iris_classifier(c=0.01)), "--minor")
     project.bump("iris", save_pickle(files / "iris_v120.pkl", iris_classifier(c=0.1)), "--minor")

@@ -12,10 +12,9 @@ from pathlib import Path
 import factories
 import numpy as np
 import pytest
-from factories import Project, amms_env, error_of
-from typer.testing import CliRunner
+from projects import Project, amms_env, error_of, run_amms
+from sklearn.linear_model import LogisticRegression
 
-from amms_cli.cli import app
 from amms_cli.errors import RepositoryError
 from amms_cli.loaders import detect_format
 from amms_cli.project import authoring
@@ -234,7 +233,7 @@ def test_bump_with_a_new_model_file(seeded: Project, tmp_path: Path) -> None:
 def test_bump_with_a_model_of_another_width_makes_a_new_synthetic_example(seeded: Project, tmp_path: Path) -> None:
     """A synthesized example belongs to its model: a retrained model of another width gets its own."""
     features, labels = factories.tabular_data()
-    wider = factories.LogisticRegression().fit(np.hstack([features, features]), labels)
+    wider = LogisticRegression().fit(np.hstack([features, features]), labels)
     path = factories.save_pickle(tmp_path / "wider.pkl", wider)
     assert ok(seeded.run("bump-version", "tabular_pickle", str(path))) == "tabular_pickle 1.0.0 → 1.0.1\n"
     manifest = seeded.manifest("tabular_pickle", "1.0.1")
@@ -374,10 +373,10 @@ def test_status_is_list_and_an_empty_config_says_what_to_do(published: Published
 
 
 @pytest.mark.parametrize("command", ["init", "add-model", "bump-version", "list", "status"])
-def test_help_has_an_example(command: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    assert "Example: amms " in result.output
+def test_help_has_an_example(command: str, tmp_path: Path) -> None:
+    result = run_amms(command, "--help", cwd=tmp_path, env=amms_env(COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    assert "Example: amms " in result.stdout
 
 
 def test_errors_stay_on_one_line_at_the_default_width(project: Project) -> None:

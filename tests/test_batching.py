@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
+from factories import save_cloudpickle
+from projects import Project
 from server_support import ServerProcess, metric_values, running_server
-from serving_models import Project, save_cloudpickle
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -46,7 +47,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("batching")
     model = slow_checked_model()
-    project = Project(folder)
+    project = Project.init(folder)
     project.add(save_cloudpickle(folder / "slow.pkl", model), "slow", example=[[0.1, 0.2, 0.3]])
     project.set_fields("slow", max_batch_size=32, max_wait_ms=MAX_WAIT_MS)
     with running_server(project.config) as server:

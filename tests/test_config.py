@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import Project, error_of
 from hypothesis import given
 from hypothesis import strategies as st
+from projects import Project, error_of
 
 from amms_cli.errors import ConfigError
 from amms_cli.project.config import ModelEntry, load_config, new_entry, parse_config, render_config

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from factories import Project, amms_argv, amms_env
+from projects import Project, amms_argv, amms_env
 
 from amms_cli.project.config import load_config
 from amms_cli.repository import atomic_files

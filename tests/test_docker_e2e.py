@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from docker_support import DockerLeftovers, engine_or_skip
-from factories import TABULAR_EXAMPLE, Project, amms_argv, amms_env
+from factories import TABULAR_EXAMPLE
+from projects import Project, amms_argv, amms_env
 from server_support import free_port, wait_until
 
 from amms_cli.docker import engine

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from docker_support import DockerLeftovers, engine_or_skip
-from factories import Project, amms_argv, amms_env, error_of
+from projects import Project, amms_argv, amms_env, error_of
 
 from amms_cli.docker import engine
 from amms_cli.docker.engine import BuildDone, BuildFailed, BuildOutput, BuildStep

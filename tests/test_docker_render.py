@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from factories import Project
+from projects import Project
 
 from amms_cli.docker import context, render
 from amms_cli.docker.context import BuildOptions

@@ -13,13 +13,13 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_models import iris_model, make_project
+from factories import iris_classifier
+from projects import amms_argv, make_project
 
 
 def amms_with_file_limit(limit_bytes: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,7 +28,7 @@ def amms_with_file_limit(limit_bytes: int, *args: str, cwd: Path) -> subprocess.
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     return subprocess.run(
-        [sys.executable, "-m", "amms_cli", *args],
+        amms_argv(*args),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -47,9 +47,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_disk_full_during_add_model_and_bump_leaves_everything_as_it_was(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     big = tmp_path / "big.pkl"
-    big.write_bytes(pickle.dumps(iris_model(padding_mb=2)))
+    big.write_bytes(pickle.dumps(iris_classifier(padding_mb=2)))
     before = snapshot(tmp_path / "models") | {"amms.json": config.read_bytes()}
 
     for args in (("add-model", str(big), "--name", "big"), ("bump-version", "iris", str(big))):
@@ -81,15 +81,15 @@ def shared_folder() -> Iterator[Path]:
 def test_permission_denied_during_add_model_and_bump_leaves_everything_as_it_was(shared_folder: Path) -> None:
     """The repository belongs to root; `amms` runs as the unprivileged user 'nobody' (a real EACCES,
     which root itself never gets)."""
-    config = make_project(shared_folder, {"iris": iris_model()})
+    config = make_project(shared_folder, {"iris": iris_classifier()})
     new_model = shared_folder / "new.pkl"
-    new_model.write_bytes(pickle.dumps(iris_model()))
+    new_model.write_bytes(pickle.dumps(iris_classifier()))
     before = snapshot(shared_folder / "models") | {"amms.json": config.read_bytes()}
     nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
 
     for args in (("add-model", str(new_model), "--name", "fresh"), ("bump-version", "iris", str(new_model))):
         result = subprocess.run(
-            [*nobody, sys.executable, "-m", "amms_cli", *args],
+            [*nobody, *amms_argv(*args)],
             cwd=shared_folder,
             capture_output=True,
             text=True,

@@ -11,8 +11,9 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+from factories import iris_classifier
 from hypothesis import strategies as st
-from live_models import iris_model, make_project
+from projects import make_project
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from server_support import ServerProcess, running_server
@@ -25,7 +26,7 @@ EXAMPLES_PER_OPERATION = 40
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    config = make_project(tmp_path_factory.mktemp("fuzz"), {name: iris_model() for name in MODELS})
+    config = make_project(tmp_path_factory.mktemp("fuzz"), {name: iris_classifier() for name in MODELS})
     # With an admin token set, the admin routes are fuzzed too (without the token: every case 401s,
     # so no generated case can unload a model and turn later cases into legitimate 503s).
     with running_server(config, env={"AMMS_ADMIN_TOKEN": "fuzz-token"}) as running:

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from live_models import IRIS_ROW, custom_entry, iris_model, make_project, publish_custom
+from factories import IRIS_ROW, iris_classifier
+from projects import custom_entry, make_project, publish_broken, publish_custom
 from server_support import running_server, wait_until
 
 SLOW_PREDICT = """
@@ -65,7 +66,7 @@ def version_state(client: httpx.Client, name: str, version: str) -> dict[str, ob
 
 
 def test_slow_clients_are_cut_off_without_blocking_others(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     with running_server(config, "--request-timeout", "1.5") as server, server.client() as client:
         port = int(server.url.rsplit(":", 1)[1])
         slow_headers = socket.create_connection(("127.0.0.1", port))
@@ -93,7 +94,7 @@ def test_slow_clients_are_cut_off_without_blocking_others(tmp_path: Path) -> Non
 def test_a_kept_alive_connection_that_stalls_on_its_next_request_is_cut_off(tmp_path: Path) -> None:
     """The deadline restarts with each request on a connection: a quick first request, an idle pause
     shorter than the keep-alive timeout, then a second request that trickles in and is cut off."""
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     body = json.dumps({"inputs": [IRIS_ROW]}).encode()
     request = b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
@@ -144,7 +145,7 @@ def test_sigterm_under_load_completes_in_flight_requests_then_exits_0(tmp_path: 
 
 
 def test_hostile_models_are_contained_and_reported(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     models = tmp_path / "models"
     (models / "raises").mkdir()
     broken = tmp_path / "raises.pkl"
@@ -172,8 +173,7 @@ def test_hostile_models_are_contained_and_reported(tmp_path: Path) -> None:
 
 
 def test_pickle_that_raises_on_load_fails_its_version_only(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
-    from live_models import publish_broken
+    config = make_project(tmp_path, {"iris": iris_classifier()})
 
     with running_server(config, "--watch") as server, server.client() as client:
         publish_broken(tmp_path / "models" / "iris", "1.0.1", pickle.dumps(RaisesOnLoad()))
@@ -183,7 +183,7 @@ def test_pickle_that_raises_on_load_fails_its_version_only(tmp_path: Path) -> No
 
 
 def test_allow_frameworks_refuses_formats_that_run_code(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     with running_server(config, "--allow-frameworks", "onnx", ready=False) as server, server.client() as client:
         assert wait_until(lambda: version_state(client, "iris", "1.0.0").get("state") == "FAILED", 10)
         reason = str(version_state(client, "iris", "1.0.0")["reason"])
@@ -192,7 +192,7 @@ def test_allow_frameworks_refuses_formats_that_run_code(tmp_path: Path) -> None:
 
 
 def test_manifest_naming_files_outside_its_folder_is_refused(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     version = tmp_path / "models" / "iris" / "1.0.0"
     manifest = json.loads((version / "amms-version.json").read_text())
     (tmp_path / "outside.pkl").write_bytes((version / "iris.pkl").read_bytes())
@@ -205,7 +205,7 @@ def test_manifest_naming_files_outside_its_folder_is_refused(tmp_path: Path) -> 
 
 
 def test_symlinked_artifact_is_refused(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     version = tmp_path / "models" / "iris" / "1.0.0"
     target = tmp_path / "elsewhere.pkl"
     (version / "iris.pkl").rename(target)
@@ -216,7 +216,7 @@ def test_symlinked_artifact_is_refused(tmp_path: Path) -> None:
 
 
 def test_version_folder_symlinked_out_of_the_repository_is_refused(tmp_path: Path) -> None:
-    config = make_project(tmp_path, {"iris": iris_model()})
+    config = make_project(tmp_path, {"iris": iris_classifier()})
     outside = tmp_path / "outside" / "1.0.1"
     outside.parent.mkdir()
     shutil.copytree(tmp_path / "models" / "iris" / "1.0.0", outside)

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from live_models import IRIS_ROW, iris_model, make_project
+from factories import IRIS_ROW, iris_classifier
+from projects import make_project
 from server_support import ServerProcess, running_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    config = make_project(tmp_path_factory.mktemp("hostile"), {"iris": iris_model()})
+    config = make_project(tmp_path_factory.mktemp("hostile"), {"iris": iris_classifier()})
     with running_server(config, "--body-limit-mib", "1") as running:
         yield running
 

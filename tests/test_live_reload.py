@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from live_models import IRIS_ROW, amms, iris_model, make_project, publish_broken
+from factories import IRIS_ROW, iris_classifier
+from projects import make_project, publish_broken, run_amms
 from server_support import running_server, wait_until
 
 from amms_cli.repository.versions import Version
@@ -27,8 +28,8 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Projects made once per module with the real CLI; each test works on its own copy."""
     root = tmp_path_factory.mktemp("templates")
     return {
-        "iris": make_project(root / "iris", {"iris": iris_model()}).parent,
-        "two": make_project(root / "two", {"iris": iris_model(), "other": iris_model()}).parent,
+        "iris": make_project(root / "iris", {"iris": iris_classifier()}).parent,
+        "two": make_project(root / "two", {"iris": iris_classifier(), "other": iris_classifier()}).parent,
     }
 
 
@@ -69,7 +70,7 @@ def served_version(client: httpx.Client, model: str = "iris") -> str | None:
 
 @pytest.mark.slow
 def test_versions_swap_under_load_with_zero_failed_requests(tmp_path: Path) -> None:
-    config = make_project(tmp_path / "project", {"iris": iris_model(PADDING_MB)})
+    config = make_project(tmp_path / "project", {"iris": iris_classifier(PADDING_MB)})
     with running_server(config, "--watch") as server:
         process = psutil.Process(server.process.pid)
         logs = [ClientLog() for _ in range(4)]
@@ -82,7 +83,7 @@ def test_versions_swap_under_load_with_zero_failed_requests(tmp_path: Path) -> N
         published: list[tuple[Version, float]] = []
         try:
             for _ in range(SWAPS):
-                result = amms("bump-version", "iris", cwd=config.parent)
+                result = run_amms("bump-version", "iris", cwd=config.parent, check=True)
                 published.append((Version.parse(result.stdout.split("→")[-1].strip()), time.monotonic()))
                 time.sleep(0.4)
             last_version = published[-1][0]
@@ -172,7 +173,7 @@ def test_checksum_mismatch_is_refused(tmp_path: Path, templates: dict[str, Path]
 
 def test_deleted_served_version_hands_over_to_next_newest(tmp_path: Path, templates: dict[str, Path]) -> None:
     config = copy_project(templates, "iris", tmp_path)
-    amms("bump-version", "iris", cwd=tmp_path)
+    run_amms("bump-version", "iris", cwd=tmp_path, check=True)
     with running_server(config, "--watch") as server, server.client() as client:
         assert served_version(client) == "1.0.1"
         shutil.rmtree(tmp_path / "models" / "iris" / "1.0.1")
@@ -214,14 +215,14 @@ def test_invalid_config_edit_is_ignored_and_logged(tmp_path: Path, templates: di
         assert wait_until(lambda: "no such config file" in server.log(), 5.0)
         assert served_version(client) == "1.0.0"
         config.write_text(good)
-        amms("bump-version", "iris", cwd=tmp_path)
+        run_amms("bump-version", "iris", cwd=tmp_path, check=True)
         assert wait_until(lambda: served_version(client) == "1.0.1", 5.0)
 
 
 def test_aspired_pattern_change_applies_live(tmp_path: Path, templates: dict[str, Path]) -> None:
     config = copy_project(templates, "iris", tmp_path)
-    amms("bump-version", "iris", "--minor", cwd=tmp_path)  # 1.1.0
-    amms("bump-version", "iris", cwd=tmp_path)  # 1.1.1
+    run_amms("bump-version", "iris", "--minor", cwd=tmp_path, check=True)  # 1.1.0
+    run_amms("bump-version", "iris", cwd=tmp_path, check=True)  # 1.1.1
     with running_server(config, "--watch") as server, server.client() as client:
         assert served_version(client) == "1.1.1"
         config.write_text(config.read_text().replace('"1.x"', '"1.0.x"'))
@@ -232,7 +233,7 @@ def test_poll_mode_picks_up_new_versions(tmp_path: Path, templates: dict[str, Pa
     config = copy_project(templates, "iris", tmp_path)
     with running_server(config, "--poll", "0.5") as server, server.client() as client:
         assert "polling every 0.5 s" in server.log()
-        amms("bump-version", "iris", cwd=tmp_path)
+        run_amms("bump-version", "iris", cwd=tmp_path, check=True)
         assert wait_until(lambda: served_version(client) == "1.0.1", 5.0)
 
 
@@ -240,7 +241,7 @@ def test_without_watch_admin_reload_rescans(tmp_path: Path, templates: dict[str,
     config = copy_project(templates, "iris", tmp_path)
     token = {"Authorization": "Bearer s3cret-token"}
     with running_server(config, env={"AMMS_ADMIN_TOKEN": "s3cret-token"}) as server, server.client() as client:
-        amms("bump-version", "iris", cwd=tmp_path)
+        run_amms("bump-version", "iris", cwd=tmp_path, check=True)
         time.sleep(0.5)
         assert served_version(client) == "1.0.0"  # not watching
         assert client.post("/admin/reload", headers=token).status_code == 200
@@ -282,7 +283,7 @@ def test_admin_api_is_disabled_without_a_token(tmp_path: Path, templates: dict[s
 def test_workers_converge_on_the_same_version(tmp_path: Path, templates: dict[str, Path]) -> None:
     config = copy_project(templates, "iris", tmp_path)
     with running_server(config, "--watch", "--workers", "2") as server:
-        amms("bump-version", "iris", cwd=tmp_path)
+        run_amms("bump-version", "iris", cwd=tmp_path, check=True)
 
         def all_new() -> bool:
             seen = set()
@@ -297,8 +298,8 @@ def test_workers_converge_on_the_same_version(tmp_path: Path, templates: dict[st
 def test_status_url_shows_the_live_view(tmp_path: Path, templates: dict[str, Path]) -> None:
     config = copy_project(templates, "iris", tmp_path)
     with running_server(config) as server:
-        result = amms("status", "--url", server.url, cwd=tmp_path)
+        result = run_amms("status", "--url", server.url, cwd=tmp_path, check=True)
         assert "iris" in result.stdout and "AVAILABLE" in result.stdout and "1.0.0" in result.stdout
-    unreachable = amms("status", "--url", server.url, cwd=tmp_path, check=False)
+    unreachable = run_amms("status", "--url", server.url, cwd=tmp_path)
     assert unreachable.returncode == 1 and "cannot reach the server" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr

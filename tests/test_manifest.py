@@ -15,7 +15,8 @@ import joblib
 import onnxruntime
 import pytest
 import sklearn
-from factories import CUSTOM_EXAMPLE, N_FEATURES, Project
+from factories import CUSTOM_EXAMPLE, N_FEATURES
+from projects import Project
 
 from amms_cli.loaders import load_version
 from amms_cli.loaders.base import jsonable

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from factories import IRIS_ROWS, custom_model_dir, iris_classifier, save_pickle
+from projects import Project
 from prometheus_client.parser import text_string_to_metric_families
 from server_support import running_server
-from serving_models import IRIS_ROWS, Project, custom_model_dir, iris_classifier, save_pickle
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Sample:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     folder = tmp_path_factory.mktemp("metrics")
-    project = Project(folder)
+    project = Project.init(folder)
     project.add(save_pickle(folder / "iris.pkl", iris_classifier()), "iris", example=IRIS_ROWS[:1])
     project.set_fields("iris", max_batch_size=8, max_wait_ms=2)
     project.add(custom_model_dir(folder / "custom"), "custom")

@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from factories import IRIS_ROWS, TEXTS, custom_model_dir, iris_classifier, save_cloudpickle, save_pickle
+from factories import text_pipeline as make_text_pipeline
+from projects import Project
 from server_support import running_server
-from serving_models import IRIS_ROWS, TEXTS, Project, custom_model_dir, iris_classifier, save_cloudpickle, save_pickle
-from serving_models import text_pipeline as make_text_pipeline
 
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("openapi")
-    project = Project(folder)
+    project = Project.init(folder)
     project.add(save_pickle(folder / "iris.pkl", iris_classifier()), "iris", example=IRIS_ROWS[:1])
     project.add(save_cloudpickle(folder / "text.pkl", make_text_pipeline()), "text", example=TEXTS[:1])
     project.add(custom_model_dir(folder / "custom"), "custom")

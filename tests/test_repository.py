@@ -4,42 +4,31 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from projects import payload_manifest, publish_payloads
 
 from amms_cli.errors import PublishError
 from amms_cli.repository import atomic_files
-from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, describe_artifacts, read_manifest
+from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, read_manifest
 from amms_cli.repository.publish import publish_version
 from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model, verify_version
 from amms_cli.repository.versions import Version, VersionPattern
 
 
-def fill_with(payload: bytes, name: str = "model") -> object:
+def fill_with(payload: bytes) -> Callable[[Path, Version], Manifest]:
     """A `fill` for publish_version that writes one artifact and describes it (no model loading)."""
 
     def fill(staging: Path, version: Version) -> Manifest:
         (staging / "model.bin").write_bytes(payload)
-        return Manifest(
-            model_name=name,
-            version=str(version),
-            created_at=datetime.now(UTC),
-            loader="pickle",
-            framework="scikit-learn",
-            servable_name="tabular",
-            artifacts=describe_artifacts(staging),
-            entrypoint="model.bin",
-            python_version="3.11.0",
-        )
+        return payload_manifest(staging, version)
 
     return fill
 
 
-def publish(folder: Path, *versions: str) -> None:
-    for text in versions:
-        publish_version(folder, Version.parse(text), fill_with(text.encode()))  # type: ignore[arg-type]
+publish = publish_payloads
 
 
 def names(model: ModelOnDisk) -> list[str]:
@@ -148,7 +137,7 @@ def test_manifest_naming_a_file_outside_its_folder(sound_version: VersionOnDisk)
 
 
 def test_publish_renames_a_complete_folder_into_place(model_folder: Path) -> None:
-    published = publish_version(model_folder, Version(1, 0, 0), fill_with(b"abc"))  # type: ignore[arg-type]
+    published = publish_version(model_folder, Version(1, 0, 0), fill_with(b"abc"))
     assert published.path == model_folder / "1.0.0"
     assert sorted(p.name for p in published.path.iterdir()) == [MANIFEST_NAME, "model.bin"]
     assert read_manifest(published.path) == published.manifest
@@ -191,7 +180,7 @@ def test_concurrent_publishers_choose_distinct_versions(model_folder: Path) -> N
 
     def worker() -> None:
         try:
-            publish_version(model_folder, next_patch, fill_with(b"x"))  # type: ignore[arg-type]
+            publish_version(model_folder, next_patch, fill_with(b"x"))
         except BaseException as exc:
             errors.append(exc)
 

@@ -11,17 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from factories import IRIS_ROWS, TEXTS, custom_model_dir, iris_classifier, save_cloudpickle, save_pickle, text_pipeline
+from projects import Project
 from server_support import ServerProcess, running_server, wait_until
-from serving_models import (
-    IRIS_ROWS,
-    TEXTS,
-    Project,
-    custom_model_dir,
-    iris_classifier,
-    save_cloudpickle,
-    save_pickle,
-    text_pipeline,
-)
 
 BODY_LIMIT_MIB = 0.01  # 10,485 bytes
 
@@ -29,7 +21,7 @@ BODY_LIMIT_MIB = 0.01  # 10,485 bytes
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Project:
     folder = tmp_path_factory.mktemp("errors")
-    project = Project(folder)
+    project = Project.init(folder)
     project.add(save_pickle(folder / "iris.pkl", iris_classifier()), "iris", example=IRIS_ROWS[:1])
     project.add(custom_model_dir(folder / "custom"), "custom")
     project.add(save_cloudpickle(folder / "text.pkl", text_pipeline()), "text", example=TEXTS[:1])

@@ -11,13 +11,11 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from server_support import ServerProcess, running_server
-from serving_models import (
+from factories import (
     IRIS_ROWS,
     ONNX_ROWS,
     REGRESSION_ROWS,
     TEXTS,
-    Project,
     custom_model_dir,
     iris_classifier,
     regressor,
@@ -27,6 +25,8 @@ from serving_models import (
     save_pickle,
     text_pipeline,
 )
+from projects import Project
+from server_support import ServerProcess, running_server
 
 
 @dataclass
@@ -48,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "reg": regressor(),
         "text": text_pipeline(),
     }
-    project = Project(folder)
+    project = Project.init(folder)
     project.add(save_pickle(files / "iris.pkl", models["iris"]), "iris", example=IRIS_ROWS[:1])
     project.bump("iris", save_pickle(files / "iris2.pkl", models["iris_v110"]), "--minor")
     project.set_fields("iris", pinned_versions=["1.0.0"])

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from factories import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
 from protocol_models import FEATURES, Repository, named_predict, protocol_repository, request_counts
 from server_support import running_server
-from serving_models import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
 
 
 @dataclass

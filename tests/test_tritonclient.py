@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from factories import IRIS_ROWS, TEXTS
 from protocol_models import Repository, protocol_repository
 from server_support import running_server
-from serving_models import IRIS_ROWS, TEXTS
 from tritonclient.utils import InferenceServerException
 
 

@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from factories import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
 from protocol_models import FEATURES, Repository, named_predict, protocol_repository, request_counts
 from server_support import running_server, wait_until
-from serving_models import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
 
 BODY_LIMIT = int(0.01 * 1024 * 1024)
 

@@ -48,6 +48,7 @@ class Batcher:
         model: Model,
         servable: Servable,
         executor: Executor,
+        *,
         max_batch_size: int,
         max_wait_ms: float,
         predict_one: Callable[[Any, bool], Awaitable[Prediction]],

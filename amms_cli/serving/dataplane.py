@@ -49,7 +49,7 @@ class DataPlane:
         waiting = [view.name for view in self.views() if view.served is None]
         return f"not ready: waiting for {waiting or 'the first load'}"
 
-    def record(self, name: str, version: str | None, protocol: str, code: int, seconds: float) -> None:
+    def record(self, name: str, version: str | None, protocol: str, *, code: int, seconds: float) -> None:
         """Count one request under bounded labels: names and versions that are not configured or not
         on disk are not labels of their own."""
         view = self.registry.snapshot.models.get(name)
@@ -59,7 +59,7 @@ class DataPlane:
             version = view.served.version_text if view.served is not None else ""
         elif version not in view.statuses:
             version = ""
-        self.metrics.observe_request(name, version, protocol, code, seconds)
+        self.metrics.observe_request(name, version, protocol, code=code, seconds=seconds)
 
 
 class InferenceCall:
@@ -112,4 +112,5 @@ class InferenceCall:
         else:
             return  # cancelled: the client is gone and no response is sent
         version = self._loaded.version_text if self._loaded is not None else self.version
-        self.plane.record(self.name, version, self.protocol, code, time.perf_counter() - self.started)
+        seconds = time.perf_counter() - self.started
+        self.plane.record(self.name, version, self.protocol, code=code, seconds=seconds)

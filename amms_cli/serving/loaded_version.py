@@ -70,9 +70,9 @@ class LoadedVersion:
             self.model,
             self.servable,
             self.executor,
-            batching.max_batch_size,
-            batching.max_wait_ms,
-            self.predict,
+            max_batch_size=batching.max_batch_size,
+            max_wait_ms=batching.max_wait_ms,
+            predict_one=self.predict,
             on_batch=batching.on_batch,
             max_parallel=1 if self.serial else CONCURRENT_BATCHES,
         )

@@ -43,7 +43,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
+    def observe_request(self, model: str, version: str, protocol: str, *, code: int, seconds: float) -> None:
         key = (model, version, protocol, code)
         children = self._request_children.get(key)
         if children is None:  # label lookups cost more than the increments; the label set is bounded

@@ -39,6 +39,7 @@ def describe(
     entry: ModelEntry,
     on_disk: ModelOnDisk,
     plan: ModelPlan,
+    *,
     previous: Mapping[str, VersionStatus],
     loaded: Mapping[str, LoadedVersion],
     failure: FailureReason,

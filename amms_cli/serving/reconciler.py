@@ -191,7 +191,7 @@ class Reconciler:
         if served is not None and (view.served is None or view.served.version != served.version):
             log.info("model '%s' now serves version %s", entry.model_name, served.version_text)
         failure = functools.partial(self.failures.reason, entry.model_name)
-        statuses = describe(entry, on_disk, plan, view.statuses, loaded, failure)
+        statuses = describe(entry, on_disk, plan, previous=view.statuses, loaded=loaded, failure=failure)
         self.metrics.loaded_versions.labels(entry.model_name).set(len(loaded))
         return ModelView(entry, served, loaded, statuses)
 

@@ -158,7 +158,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         wanted = requested_outputs(parsed, call.loaded)
         inputs = request_inputs(parsed.tensors, call.loaded)
         prediction = await call.infer(inputs, any(n == PREDICT_PROBA for n, _ in wanted))
-        return infer_response(name, call.loaded, prediction, wanted, parsed.id)
+        return infer_response(call.loaded, prediction, wanted=wanted, request_id=parsed.id)
 
 
 async def read_infer_request(request: Request, limit: int) -> InferRequest:
@@ -254,7 +254,7 @@ def _column(tensor: Tensor) -> list[object]:
 
 
 def infer_response(
-    name: str, loaded: LoadedVersion, prediction: Prediction, wanted: list[tuple[str, bool]], request_id: str | None
+    loaded: LoadedVersion, prediction: Prediction, *, wanted: list[tuple[str, bool]], request_id: str | None
 ) -> Response:
     outputs, blobs = [], []
     for output_name, binary in wanted:
@@ -265,7 +265,7 @@ def infer_response(
             tensor, blob = encode_output(PREDICT_PROBA, prediction.probabilities, binary, classes)
         outputs.append(tensor)
         blobs.append(blob)
-    header: dict[str, Any] = {"model_name": name, "model_version": loaded.version_text}
+    header: dict[str, Any] = {"model_name": loaded.name, "model_version": loaded.version_text}
     if request_id is not None:
         header["id"] = request_id
     header["outputs"] = outputs
