@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +30,16 @@ def engine_or_skip() -> docker.DockerClient:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{exc.message} ({REQUIRE_ENV}=1, so Docker tests must not skip)")
         pytest.skip(f"{exc.message} (set {REQUIRE_ENV}=1 to fail instead)")
+
+
+@contextlib.contextmanager
+def tracked_leftovers() -> Iterator[DockerLeftovers]:
+    """A tracker on a live engine (or skip / fail, see engine_or_skip) that removes what it saw, always."""
+    tracker = DockerLeftovers(engine_or_skip())
+    try:
+        yield tracker
+    finally:
+        tracker.remove_all()
 
 
 @dataclass

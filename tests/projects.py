@@ -135,19 +135,26 @@ def error_of(result: subprocess.CompletedProcess[str]) -> tuple[str, str | None]
     return lines[0].removeprefix("error: "), hint
 
 
+def bare_manifest(name: str, version: str, **fields: Any) -> Manifest:
+    """The manifest of a pickled scikit-learn model, without artifacts unless given (for tests that
+    never load one)."""
+    values: dict[str, Any] = {
+        "model_name": name,
+        "version": version,
+        "created_at": datetime.now(UTC),
+        "loader": "pickle",
+        "framework": "scikit-learn",
+        "servable_name": "tabular",
+        "artifacts": [],
+        "entrypoint": "model.bin",
+        "python_version": "3.11.0",
+    }
+    return Manifest(**(values | fields))
+
+
 def payload_manifest(staging: Path, version: Version, name: str = "model") -> Manifest:
     """The manifest of a version folder holding one opaque `model.bin` (for tests that never load it)."""
-    return Manifest(
-        model_name=name,
-        version=str(version),
-        created_at=datetime.now(UTC),
-        loader="pickle",
-        framework="scikit-learn",
-        servable_name="tabular",
-        artifacts=describe_artifacts(staging),
-        entrypoint="model.bin",
-        python_version="3.11.0",
-    )
+    return bare_manifest(name, str(version), artifacts=describe_artifacts(staging))
 
 
 def publish_payloads(model_folder: Path, *versions: str) -> None:

@@ -5,9 +5,11 @@ Also: request counts read from a server's /metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from factories import (
     text_pipeline,
 )
 from projects import Project
-from server_support import metric_values
+from server_support import metric_values, running_server
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FEATURE_WEIGHTS = [1.0, 10.0, 100.0, 1000.0]
@@ -116,6 +118,20 @@ def protocol_repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
         json.dumps([entry["model_name"] for entry in json.loads(repository.config.read_text())])
     )
     return repository
+
+
+@dataclass
+class Served:
+    client: httpx.Client
+    repository: Repository
+
+
+@contextlib.contextmanager
+def served_repository(tmp_path_factory: pytest.TempPathFactory, *server_args: str) -> Iterator[Served]:
+    """The protocol repository behind a running server, with a client for it."""
+    repository = protocol_repository(tmp_path_factory)
+    with running_server(repository.config, *server_args) as server, server.client() as client:
+        yield Served(client, repository)
 
 
 def request_counts(client: httpx.Client) -> dict[tuple[str, ...], float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docker_support import DockerLeftovers, engine_or_skip
+from docker_support import DockerLeftovers, tracked_leftovers
 from factories import TABULAR_EXAMPLE
 from projects import Project, amms_argv, amms_env
 from server_support import free_port, wait_until
@@ -38,11 +38,8 @@ def run(project: Project, *args: str, timeout: float = 120) -> subprocess.Comple
 
 @pytest.fixture(scope="module")
 def leftovers() -> Iterator[DockerLeftovers]:
-    tracker = DockerLeftovers(engine_or_skip())
-    try:
+    with tracked_leftovers() as tracker:
         yield tracker
-    finally:
-        tracker.remove_all()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker_support import DockerLeftovers, engine_or_skip
+from docker_support import DockerLeftovers, tracked_leftovers
 from projects import Project, amms_argv, amms_env, error_of
 
 from amms_cli.docker import engine
@@ -139,11 +139,8 @@ def test_a_stream_that_ends_without_an_image_is_a_failure() -> None:
 
 @pytest.fixture
 def leftovers() -> Iterator[DockerLeftovers]:
-    tracker = DockerLeftovers(engine_or_skip())
-    try:
+    with tracked_leftovers() as tracker:
         yield tracker
-    finally:
-        tracker.remove_all()
 
 
 @pytest.mark.docker

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from projects import Project
+from projects import Project, bare_manifest
 
 from amms_cli.docker import context, render
 from amms_cli.docker.context import BuildOptions
@@ -47,18 +47,8 @@ def only(lines: list[str], keyword: str) -> list[str]:
 
 
 def manifest(name: str, version: str, requirements: dict[str, str]) -> Manifest:
-    return Manifest(
-        model_name=name,
-        version=version,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        loader="pickle",
-        framework="scikit-learn",
-        servable_name="tabular",
-        artifacts=[],
-        entrypoint="clf.pkl",
-        python_version="3.11.7",
-        requirements=requirements,
-    )
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    return bare_manifest(name, version, created_at=created, entrypoint="clf.pkl", requirements=requirements)
 
 
 # --- Dockerfile ---------------------------------------------------------------------------------------

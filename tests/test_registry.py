@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 from factories import classifier
+from projects import bare_manifest
 
 from amms_cli.errors import ModelNotReady, NotFound
 from amms_cli.loaders.base import ObjectModel
 from amms_cli.project.config import ModelEntry
-from amms_cli.repository.manifest import Manifest
 from amms_cli.repository.versions import Version
 from amms_cli.servables import make_servable
 from amms_cli.serving.loaded_version import LoadedVersion
@@ -27,17 +26,7 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 
 def loaded(name: str, version: str, executor: ThreadPoolExecutor) -> LoadedVersion:
-    manifest = Manifest(
-        model_name=name,
-        version=version,
-        created_at=datetime.now(UTC),
-        loader="pickle",
-        framework="scikit-learn",
-        servable_name="tabular",
-        artifacts=[],
-        entrypoint="model.pkl",
-        python_version="3.11.0",
-    )
+    manifest = bare_manifest(name, version)
     return LoadedVersion(
         name=name,
         version=Version.parse(version),

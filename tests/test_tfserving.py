@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from factories import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
-from protocol_models import FEATURES, Repository, named_predict, protocol_repository, request_counts
-from server_support import running_server
-
-
-@dataclass
-class Served:
-    client: httpx.Client
-    repository: Repository
+from protocol_models import FEATURES, Served, named_predict, request_counts, served_repository
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    repository = protocol_repository(tmp_path_factory)
-    with running_server(repository.config, "--body-limit-mib", "0.01") as server, server.client() as client:
-        yield Served(client, repository)
+    with served_repository(tmp_path_factory, "--body-limit-mib", "0.01") as served:
+        yield served
 
 
 def predict(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,23 +12,16 @@ import numpy as np
 import orjson
 import pytest
 from factories import IRIS_ROWS, ONNX_ROWS, REGRESSION_ROWS, TEXTS
-from protocol_models import FEATURES, Repository, named_predict, protocol_repository, request_counts
+from protocol_models import FEATURES, Served, named_predict, protocol_repository, request_counts, served_repository
 from server_support import running_server, wait_until
 
 BODY_LIMIT = int(0.01 * 1024 * 1024)
 
 
-@dataclass
-class Served:
-    client: httpx.Client
-    repository: Repository
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    repository = protocol_repository(tmp_path_factory)
-    with running_server(repository.config, "--body-limit-mib", "0.01") as server, server.client() as client:
-        yield Served(client, repository)
+    with served_repository(tmp_path_factory, "--body-limit-mib", "0.01") as served:
+        yield served
 
 
 def fp64(rows: Any, name: str = "input") -> dict[str, Any]:

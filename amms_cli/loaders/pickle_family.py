@@ -113,33 +113,30 @@ def _looks_like_module(text: str) -> bool:
     return (bool(root) and root.isidentifier() and root in sys.modules and "." in text) or text in sys.modules
 
 
+def _facts(
+    name: str,
+    description: str,
+    read: Callable[[Path], Any],
+    detect: Callable[[Path], bool],
+    requirements: tuple[str, ...] = (),
+) -> LoaderFacts:
+    """The three formats differ in how they are read and recognised, and in the library reading needs;
+    each runs code when loaded, names its modules in its opcodes, and holds the GIL while predicting."""
+    return LoaderFacts(
+        name=name,
+        description=description,
+        load=_loader(read),
+        detect=detect,
+        runs_code=True,
+        modules_named=modules_named,
+        requirements=requirements,
+        predicts_serially=True,
+    )
+
+
 # In detection order: joblib and cloudpickle files are pickles too, so plain pickle comes last.
-JOBLIB = LoaderFacts(
-    name="joblib",
-    description="joblib.dump files (.joblib, compressed or not)",
-    load=_loader(read_joblib),
-    detect=_is_joblib,
-    runs_code=True,
-    modules_named=modules_named,
-    requirements=("joblib",),
-    predicts_serially=True,
+JOBLIB = _facts("joblib", "joblib.dump files (compressed or not)", read_joblib, _is_joblib, ("joblib",))
+CLOUDPICKLE = _facts(
+    "cloudpickle", "cloudpickle files (lambdas, local classes)", read_cloudpickle, _is_cloudpickle, ("cloudpickle",)
 )
-CLOUDPICKLE = LoaderFacts(
-    name="cloudpickle",
-    description="cloudpickle files (lambdas and local classes pickled by value)",
-    load=_loader(read_cloudpickle),
-    detect=_is_cloudpickle,
-    runs_code=True,
-    modules_named=modules_named,
-    requirements=("cloudpickle",),
-    predicts_serially=True,
-)
-PICKLE = LoaderFacts(
-    name="pickle",
-    description="pickle files (protocol 2 or later)",
-    load=_loader(read_pickle),
-    detect=_is_pickle,
-    runs_code=True,
-    modules_named=modules_named,
-    predicts_serially=True,
-)
+PICKLE = _facts("pickle", "pickle files (protocol 2 or later)", read_pickle, _is_pickle)

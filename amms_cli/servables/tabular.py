@@ -42,16 +42,10 @@ class Tabular(Servable):
         names = self.info.feature_names_in
         if not names:
             raise InvalidInput(f"inputs: {NO_NAMES}")
-        known = set(names)
         for index, record in enumerate(records):
             if not isinstance(record, dict):
                 raise InvalidInput(f"inputs[{index}]: expected an object of feature values")
-            missing = [n for n in names if n not in record]
-            if missing:
-                raise InvalidInput(f"inputs[{index}]: missing feature '{missing[0]}' (expected {names})")
-            unknown = [k for k in record if k not in known]
-            if unknown:
-                raise InvalidInput(f"inputs[{index}]: unknown feature '{unknown[0]}' (expected {names})")
+            require_names(record, names, f"inputs[{index}]", "feature")
         return numeric_array([[record[n] for n in names] for record in records])
 
     def _frame(self, rows: np.ndarray) -> Any:
@@ -111,12 +105,7 @@ def columns_to_records(columns: dict[str, Any], feature_names: list[str] | None,
     one row. The names must be exactly the recorded feature names; the values are checked later."""
     if not feature_names:
         raise InvalidInput(f"{what}: {NO_NAMES}")
-    missing = [name for name in feature_names if name not in columns]
-    if missing:
-        raise InvalidInput(f"{what}: missing column '{missing[0]}' (expected {feature_names})")
-    unknown = [name for name in columns if name not in feature_names]
-    if unknown:
-        raise InvalidInput(f"{what}: unknown column '{unknown[0]}' (expected {feature_names})")
+    require_names(columns, feature_names, what, "column")
     lists = {name: value if isinstance(value, list) else [value] for name, value in columns.items()}
     lengths = {name: len(values) for name, values in lists.items()}
     first = feature_names[0]
@@ -126,3 +115,14 @@ def columns_to_records(columns: dict[str, Any], feature_names: list[str] | None,
             f"{what}: column '{uneven[0]}' has {lengths[uneven[0]]} values but '{first}' has {lengths[first]}"
         )
     return [dict(zip(feature_names, row, strict=True)) for row in zip(*(lists[n] for n in feature_names), strict=True)]
+
+
+def require_names(given: dict[str, Any], names: list[str], where: str, noun: str) -> None:
+    """`given` has exactly the recorded names as keys (in any order)."""
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise InvalidInput(f"{where}: missing {noun} '{missing[0]}' (expected {names})")
+    known = set(names)
+    unknown = [key for key in given if key not in known]
+    if unknown:
+        raise InvalidInput(f"{where}: unknown {noun} '{unknown[0]}' (expected {names})")
