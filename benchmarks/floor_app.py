@@ -1,7 +1,7 @@
 """The floor: the thinnest hand-written FastAPI endpoint serving the same models as amms.
 
-orjson in and out, `model.predict`, uvicorn with uvloop and httptools, no access log. Whatever amms
-spends beyond this is the cost of its own layers.
+orjson in and out, `model.predict` (on a `pd.DataFrame(records)` for records), uvicorn with uvloop and
+httptools, no access log. Whatever amms spends beyond this is the cost of its own layers.
 
     python benchmarks/floor_app.py --port 8100 --model iris_lr=/tmp/iris_lr.pkl
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
@@ -29,7 +30,10 @@ def create_app(models: dict[str, Any]) -> FastAPI:
     @app.post("/models/{name}/predict")
     async def predict(name: str, request: Request) -> Response:
         inputs = orjson.loads(await request.body())["inputs"]
-        outputs = models[name].predict(np.asarray(inputs, dtype=np.float64))
+        if isinstance(inputs[0], dict):  # records, for a model fitted on a DataFrame
+            outputs = models[name].predict(pd.DataFrame(inputs))
+        else:
+            outputs = models[name].predict(np.asarray(inputs, dtype=np.float64))
         return Response(orjson.dumps({"outputs": outputs.tolist()}), media_type="application/json")
 
     return app

@@ -1,6 +1,6 @@
 """Benchmark amms against the thinnest FastAPI endpoint (the "floor") and, when available, MLServer.
 
-    python benchmarks/run.py                      # iris_lr and rf; 1, 8 and 64 connections; 3 rounds of 10 s
+    python benchmarks/run.py                      # iris_lr, rf and table; 1, 8 and 64 connections; 3 rounds of 10 s
     python benchmarks/run.py --connections 1,16   # other connection counts
     python benchmarks/run.py --quick              # a smoke run: iris_lr only, 1 round of 1 s
 
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per server and model")
     parser.add_argument("--connections", default="1,8,64", help="comma-separated connection counts (default 1,8,64)")
-    parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated: iris_lr, rf")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated: iris_lr, rf, table")
     parser.add_argument("--quick", action="store_true", help="smoke run: iris_lr only, 1 round of 1 s, short warm-up")
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--max-batch-size", type=int, default=32, help="amms batching: max_batch_size")
@@ -241,7 +241,7 @@ def targets(rows: list[Row]) -> list[Target]:
     found = [ratio_target(f"iris_lr {c} conn: amms / floor", 0.9, rows, "amms", "floor", "iris_lr", c) for c in (1, 8)]
     found += [
         ratio_target(f"{m} 1 conn, batching on: amms-batched / floor", 0.9, rows, "amms-batched", "floor", m, 1)
-        for m in MODEL_NAMES
+        for m in ("iris_lr", "rf")
     ]
     found += [
         ratio_target(
@@ -254,6 +254,35 @@ def targets(rows: list[Row]) -> list[Target]:
     found.append(Target("rf 64 conns, amms-batched errors", None if rf_64 is None else rf_64.errors, 0, True))
     most = max((r.connections for r in rows if r.model == "rf"), default=64)  # the label when rf was not run
     found.append(ratio_target(f"rf {most} conns: amms --workers 2 / 1", 1.0, rows, "amms-2workers", "amms", "rf", most))
+    return found + table_targets(rows)
+
+
+def table_targets(rows: list[Row]) -> list[Target]:
+    """The DataFrame pipeline (issue 16): at the floor alone, batching free at 1 connection, and
+    batching well ahead of MLServer's under load."""
+    found = [
+        ratio_target("table 1 conn: amms / floor", 1.0, rows, "amms", "floor", "table", 1),
+        ratio_target(
+            "table 1 conn, batching on: amms-batched / floor", 0.95, rows, "amms-batched", "floor", "table", 1
+        ),
+    ]
+    found += [
+        ratio_target(
+            f"table {c} conns: amms-batched / mlserver-batched",
+            1.5,
+            rows,
+            "amms-batched",
+            "mlserver-batched",
+            "table",
+            c,
+        )
+        for c in (8, 64)
+    ]
+    table_64 = find(rows, "amms-batched", "table", 64)
+    found.append(
+        Target("table 64 conns, amms-batched p99 ms", None if table_64 is None else table_64.p99_ms, 100, True)
+    )
+    found.append(Target("table 64 conns, amms-batched errors", None if table_64 is None else table_64.errors, 0, True))
     return found
 
 

@@ -62,6 +62,8 @@ def mlserver_spec(label: str, venv: Path, folder: Path, models: list[BenchModel]
         }
         if batch > 1:
             model_settings |= {"max_batch_size": batch, "max_batch_time": 0.005}
+        if isinstance(model.row, dict):  # decode requests with the pandas codec
+            model_settings["parameters"] = {**model_settings["parameters"], "content_type": "pd"}  # type: ignore[dict-item]
         (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
     command = [str(venv / "bin" / "mlserver"), "start", str(folder)]
     return ServerSpec(label, command, "/v2/health/ready", protocol="v2")
@@ -70,9 +72,24 @@ def mlserver_spec(label: str, venv: Path, folder: Path, models: list[BenchModel]
 def request_for(spec: ServerSpec, model: BenchModel) -> tuple[str, bytes]:
     """The path and body of a single-row predict request in the server's protocol."""
     if spec.protocol == "v2":
+        path = f"/v2/models/{model.name}/infer"
+        if isinstance(model.row, dict):
+            return path, json.dumps(pandas_codec_request(model.row)).encode()
         tensor = {"name": "input-0", "shape": [1, len(model.row)], "datatype": "FP64", "data": model.row}
-        return f"/v2/models/{model.name}/infer", json.dumps({"inputs": [tensor]}).encode()
+        return path, json.dumps({"inputs": [tensor]}).encode()
     return f"/models/{model.name}/predict", json.dumps({"inputs": [model.row]}).encode()
+
+
+def pandas_codec_request(record: dict[str, object]) -> dict[str, object]:
+    """One record as MLServer's PandasCodec.encode_request(df, use_bytes=False) writes it."""
+    datatypes = {bool: "BOOL", int: "INT64", float: "FP64", str: "BYTES", type(None): "FP64"}
+    inputs = []
+    for name, value in record.items():
+        tensor: dict[str, object] = {"name": name, "shape": [1, 1], "datatype": datatypes[type(value)], "data": [value]}
+        if isinstance(value, str):
+            tensor["parameters"] = {"content_type": "str"}
+        inputs.append(tensor)
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
 
 
 @contextlib.contextmanager

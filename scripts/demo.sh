@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end: set up, train two small models, add them to a fresh amms project,
+# The main job, end to end: set up, train three small models, add them to a fresh amms project,
 # publish a second version, serve them and make predictions.
 #   scripts/demo.sh            serve until Ctrl-C after the sample requests
 #   scripts/demo.sh --once     stop after the sample requests (used by CI)
@@ -13,12 +13,13 @@ DEMO=.amms-demo
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 cd "$DEMO"
 
-echo "== train two small models"
+echo "== train three small models"
 ../$PY ../examples/train_demo.py .
 echo "== amms init / add-model / bump-version"
 ../$AMMS init .
 ../$AMMS add-model sentiment.pkl --name sentiment --example '["a wonderful film"]'
 ../$AMMS add-model iris.pkl --name iris --example '[[5.1, 3.5, 1.4, 0.2]]'
+../$AMMS add-model churn.joblib --name churn --example customers.csv
 ../$AMMS bump-version iris
 ../$AMMS list
 
@@ -34,6 +35,7 @@ request() { echo "\$ curl -X POST $1 -d '$2'"; curl -sS -X POST "http://127.0.0.
 request /models/sentiment/predict '{"inputs": ["what a wonderful story", "boring and awful"]}'
 request /models/iris/predict '{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], "probabilities": true}'
 request /v1/models/iris:predict '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+request /models/churn/predict '{"inputs": [{"city": "paris", "age": 25, "income": null, "member": false}], "probabilities": true}'
 request /v2/models/sentiment/infer '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["loved it"]}]}'
 echo "== publish 1.0.2 while serving; it goes live without a restart"
 ../$AMMS bump-version iris

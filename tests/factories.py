@@ -69,6 +69,59 @@ def text_pipeline() -> Pipeline:
     return make_pipeline(lowercase, TfidfVectorizer(), LogisticRegression()).fit(texts, labels)
 
 
+# A table as data scientists have them: a string category, an integer, a float with a missing value,
+# a boolean. Senior customers (over 40) are the positive class, labelled with strings.
+TABLE_COLUMNS = ["city", "age", "income", "member"]
+TABLE_RECORD = {"city": "paris", "age": 30, "income": None, "member": True}
+
+
+def table(rows: int = 120) -> Any:
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "city": rng.choice(["paris", "lyon", "nice"], rows),
+            "age": rng.integers(18, 80, rows),
+            "income": rng.normal(3000.0, 800.0, rows).round(2),
+            "member": rng.choice([True, False], rows),
+        }
+    )
+    frame.loc[::7, "income"] = np.nan
+    return frame
+
+
+def table_labels(frame: Any) -> np.ndarray:
+    return np.where(frame["age"] > 40, "senior", "junior")
+
+
+def table_pipeline() -> Pipeline:
+    """The pipeline a data scientist ships: one-hot city, imputed and scaled numbers, a classifier;
+    fitted on a DataFrame, so it knows its column names."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer(
+        [
+            ("city", OneHotEncoder(), ["city"]),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income"]),
+        ],
+        remainder="passthrough",
+    )
+    frame = table()
+    return Pipeline([("columns", columns), ("classify", LogisticRegression())]).fit(frame, table_labels(frame))
+
+
+def imputing_pipeline() -> Pipeline:
+    """Numbers only, fitted on an array (no column names), with missing values it imputes."""
+    from sklearn.impute import SimpleImputer
+
+    features, labels = tabular_data()
+    features[::5, 1] = np.nan
+    return make_pipeline(SimpleImputer(), LogisticRegression()).fit(features, labels)
+
+
 def save_pickle(path: Path, obj: Any) -> Path:
     path.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
     return path

@@ -199,7 +199,7 @@ def publish_custom(model_folder: Path, version: str, source: str, example: objec
             artifacts=describe_artifacts(staging),
             entrypoint=".",
             python_version=platform.python_version(),
-            input=InputInfo(example=example),
+            input=InputInfo(example=example, example_given=example is not None),
         )
 
     model_folder.mkdir(parents=True, exist_ok=True)

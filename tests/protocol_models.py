@@ -21,6 +21,8 @@ import onnxruntime as ort
 import pytest
 from factories import (
     IRIS_ROWS,
+    ONNX_ROWS,
+    REGRESSION_ROWS,
     TEXTS,
     custom_model_dir,
     iris_classifier,
@@ -109,11 +111,11 @@ def protocol_repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     data = bytearray(tampered.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, different bytes: only the sha256 tells
     tampered.write_bytes(bytes(data))
-    project.add(save_joblib(files / "reg.joblib", regressor()), "reg")
+    project.add(save_joblib(files / "reg.joblib", regressor()), "reg", example=REGRESSION_ROWS[:1])
     project.add(save_cloudpickle(files / "text.pkl", text_pipeline()), "text", example=TEXTS[:1])
-    project.add(save_onnx(files / "clf.onnx"), "onnx_clf")
+    project.add(save_onnx(files / "clf.onnx"), "onnx_clf", example=ONNX_ROWS[:1])
     project.add(custom_model_dir(files / "custom", weight=3.0), "custom", example=[1, 2])
-    project.add(named_model_dir(files / "named"), "named", "--servable", "tabular")
+    project.add(named_model_dir(files / "named"), "named", "--servable", "tabular", example=IRIS_ROWS[:1])
     (root / "built").write_text(
         json.dumps([entry["model_name"] for entry in json.loads(repository.config.read_text())])
     )

@@ -230,16 +230,16 @@ def test_bump_with_a_new_model_file(seeded: Project, tmp_path: Path) -> None:
     assert manifest["input"]["example"] == seeded.manifest("tabular_pickle", "1.0.0")["input"]["example"]
 
 
-def test_bump_with_a_model_of_another_width_makes_a_new_synthetic_example(seeded: Project, tmp_path: Path) -> None:
-    """A synthesized example belongs to its model: a retrained model of another width gets its own."""
+def test_bump_of_a_model_without_example_records_none(seeded: Project, tmp_path: Path) -> None:
+    """amms never invents an input: a model published without an example has none to smoke-check."""
     features, labels = factories.tabular_data()
     wider = LogisticRegression().fit(np.hstack([features, features]), labels)
     path = factories.save_pickle(tmp_path / "wider.pkl", wider)
     assert ok(seeded.run("bump-version", "tabular_pickle", str(path))) == "tabular_pickle 1.0.0 → 1.0.1\n"
     manifest = seeded.manifest("tabular_pickle", "1.0.1")
     assert manifest["input"]["n_features_in"] == 2 * features.shape[1]
-    assert manifest["input"]["example"] == [[0.0] * (2 * features.shape[1])]
-    assert manifest["input"]["example_given"] is False
+    assert (manifest["input"]["example"], manifest["input"]["example_given"]) == (None, False)
+    assert list_row(seeded, "tabular_pickle")["smoke check"] == "none: no example"
 
 
 def test_bump_outside_the_aspired_pattern_warns_and_aspire_updates_the_entry(seeded: Project) -> None:

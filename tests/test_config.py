@@ -104,7 +104,7 @@ def test_unknown_key_suggests_the_close_one() -> None:
         (
             [{"model_name": "a", "servable_name": "images"}],
             "amms.json: entry 1 (model 'a'): servable_name 'images' is not a servable "
-            "(known: text_input, tabular, ndarray, custom)",
+            "(known: text_input, tabular, ndarray, custom, dataframe)",
         ),
         (
             [{"model_name": "a", "pinned_versions": ["1.x"]}],

@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from amms_cli.errors import InvalidInput
-from amms_cli.repository.manifest import InputInfo
+from amms_cli.repository.manifest import ColumnInfo, InputInfo
 from amms_cli.servables import JsonInputs, NamedColumns, Servable, Tensor, make_servable
+from amms_cli.servables.columns import columns_of_frame
 from amms_cli.servables.tabular import columns_to_records
 from amms_cli.servables.tensors import TensorSpec, datatype_of_values
 
@@ -70,6 +72,16 @@ def test_rows_records_and_columns_of_a_named_tabular_model_give_the_same_frame()
     typed = tabular.convert(tensor([[5.1, 3.5, 1.4, 0.2]]))
     for same in (records, columns, typed):
         assert np.asarray(same).tolist() == np.asarray(rows).tolist() == [[5.1, 3.5, 1.4, 0.2]]
+
+
+def test_null_is_a_missing_value_only_for_models_that_fill_them_in() -> None:
+    imputing = servable("tabular", n_features_in=3, allows_missing=True)
+    rows = imputing.convert(JsonInputs([[1, None, 3], [4, 5, None]]))
+    assert np.isnan(rows).tolist() == [[False, True, False], [False, False, True]]
+    with pytest.raises(InvalidInput, match="NaN or infinite values are not accepted"):
+        imputing.convert(JsonInputs([[1, float("inf"), 3]]))
+    with pytest.raises(InvalidInput, match="expected numbers, got mixed or nested values"):
+        servable("tabular", n_features_in=3).convert(JsonInputs([[1, None, 3]]))
 
 
 def test_an_unnamed_tabular_model_takes_one_named_tensor_of_rows() -> None:
@@ -137,3 +149,75 @@ def test_a_named_tabular_model_describes_one_tensor_per_column() -> None:
         TensorSpec(name, "FP64", [-1]) for name in IRIS
     ]
     assert servable("tabular", n_features_in=4).column_tensors() == []
+
+
+# ---- the dataframe servable: typed columns ----------------------------------------------------------
+
+
+def frame_servable(*columns: ColumnInfo) -> Servable:
+    return make_servable("dataframe", InputInfo(columns=list(columns)), "m")
+
+
+def test_columns_are_learnt_from_a_dataframe_with_its_exact_dtypes() -> None:
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2026-01-02", None]),
+            "size": pd.Categorical(["s", "m"], categories=["s", "m", "l"]),
+            "count": pd.array([1, None], dtype="Int64"),
+            "note": pd.Series(["a", None], dtype=object),
+        }
+    )
+    learnt = {column.name: column for column in columns_of_frame(frame)}
+    assert (learnt["when"].type, learnt["when"].nullable) == ("datetime", True)
+    assert (learnt["size"].type, learnt["size"].levels, learnt["size"].dtype) == (
+        "category",
+        ["s", "m", "l"],
+        "category",
+    )
+    assert (learnt["count"].type, learnt["count"].nullable) == ("int", True)
+    assert learnt["note"].type == "string"
+
+
+def test_dates_categories_and_nullable_integers_become_the_recorded_dtypes() -> None:
+    servable = frame_servable(
+        ColumnInfo(name="when", type="datetime", nullable=True),
+        ColumnInfo(name="size", type="category", dtype="category", levels=["s", "m", "l"]),
+        ColumnInfo(name="count", type="int", nullable=True),
+    )
+    frame = servable.convert(
+        JsonInputs({"when": ["2026-01-02T10:00:00", None], "size": ["m", "l"], "count": [3, None]})
+    )
+    assert str(frame["when"].dtype).startswith("datetime64") and frame["when"].isna().tolist() == [False, True]
+    assert frame["size"].cat.categories.tolist() == ["s", "m", "l"] and frame["size"].tolist() == ["m", "l"]
+    assert frame["count"].dtype == np.float64 and np.isnan(frame["count"].iloc[1])  # missing ints are NaN floats
+
+
+def test_an_open_category_passes_unknown_values_to_the_model() -> None:
+    servable = frame_servable(ColumnInfo(name="city", type="category", levels=["lyon", "paris"], closed=False))
+    assert servable.convert(JsonInputs([{"city": "rome"}]))["city"].tolist() == ["rome"]
+    with pytest.raises(
+        InvalidInput, match="column 'city' row 0: expected one of \\['lyon', 'paris'\\], got the number 3"
+    ):
+        servable.convert(JsonInputs([{"city": 3}]))
+
+
+def test_a_column_of_unknown_type_takes_any_single_value_but_not_a_nested_one() -> None:
+    servable = frame_servable(ColumnInfo(name="x", type="any"))
+    assert servable.convert(JsonInputs([{"x": 1}, {"x": "a"}]))["x"].tolist() == [1, "a"]
+    with pytest.raises(InvalidInput, match="column 'x' row 0: expected a single value, got a list"):
+        servable.convert(JsonInputs([{"x": [1, 2]}]))
+
+
+def test_nan_from_a_tensor_is_a_missing_value() -> None:
+    servable = frame_servable(ColumnInfo(name="income", type="float", nullable=True))
+    frame = servable.convert(tensor([1.5, np.nan], name="income"))
+    assert np.isnan(frame["income"]).tolist() == [False, True]
+    strict = frame_servable(ColumnInfo(name="income", type="float"))
+    with pytest.raises(InvalidInput, match="column 'income' row 1: null is not accepted"):
+        strict.convert(tensor([1.5, np.nan], name="income"))
+
+
+def test_a_date_that_is_not_one_is_a_clear_error() -> None:
+    servable = frame_servable(ColumnInfo(name="when", type="datetime"))
+    with pytest.raises(InvalidInput, match="column 'when'"):
+        servable.convert(JsonInputs([{"when": "yesterday"}]))

@@ -63,7 +63,7 @@ def test_health(served: Served) -> None:
         ("iris", [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}], {"datatype": "INT64", "shape": [-1]}),
         ("reg", [{"name": "input", "datatype": "FP64", "shape": [-1, 5]}], {"datatype": "FP64", "shape": [-1]}),
         ("text", [{"name": "input", "datatype": "BYTES", "shape": [-1]}], {"datatype": "BYTES", "shape": [-1]}),
-        ("onnx_clf", [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}], {"datatype": "FP64", "shape": [-1]}),
+        ("onnx_clf", [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}], {"datatype": "INT64", "shape": [-1]}),
         ("custom", [{"name": "input", "datatype": "INT64", "shape": [-1]}], {"datatype": "FP64", "shape": [-1]}),
         ("named", [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}], {"datatype": "FP64", "shape": [-1]}),
     ],
@@ -250,7 +250,7 @@ TEXT_BYTES = {"name": "input", "shape": [1], "datatype": "BYTES", "data": ["x"]}
         ("reg", {"inputs": [fp64([[1] * 5])], "outputs": [{"name": "predict_proba"}]}, "(model 'reg' has: predict)"),
         ("iris", {"inputs": [fp64([[1, 2, 3, 4]]), fp64([1], "b")]}, "model 'iris' takes one input tensor, got 2"),
         ("named", {"inputs": [fp64([1], "sepal_length"), fp64([1, 2], "petal_width")]}, "missing column"),
-        ("named", {"inputs": [fp64([[1, 2]], n) for n in FEATURES]}, "expected a numeric column of shape [-1]"),
+        ("named", {"inputs": [fp64([[1, 2]], n) for n in FEATURES]}, "expected a column of shape [-1]"),
         ("iris", {"inputs": [fp64([[1, 2, 3, 4]])], "id": 7}, "'id' must be a string"),
         ("iris", {"inputs": [fp64([[1, 2, 3, 4]])], "parameters": {"binary_data_output": 1}}, "must be true or false"),
         (

@@ -20,10 +20,10 @@ from amms_cli.http.routes.v2_tensors import (
     encode_output,
     from_binary,
     from_json,
-    output_array,
     response_body,
     split_body,
 )
+from amms_cli.servables.tensors import output_array
 
 
 def tensor(name: str = "x", shape: list[int] | None = None, datatype: str = "FP64", **fields: Any) -> dict[str, Any]:
@@ -69,7 +69,8 @@ def test_flat_and_nested_data_give_the_same_array() -> None:
         ([1.5, 2], "INT64", [2], "INT64 data must be integers, got fractional numbers"),
         (["a", "b"], "FP32", [2], "FP32 data must be numbers, got strings"),
         ([1, 0], "BOOL", [2], "BOOL data must be true/false"),
-        ([1, None], "FP64", [2], "mixed or null values"),
+        ([1, None], "INT64", [2], "mixed or null values"),
+        ([1, "a", None], "FP64", [3], "mixed or null values"),
         ([300], "UINT8", [1], r"out of the UINT8 range \[0, 255\]"),
         (["a", 1], "BYTES", [2], "BYTES data must be strings, got int 1"),
     ],
@@ -77,6 +78,11 @@ def test_flat_and_nested_data_give_the_same_array() -> None:
 def test_json_data_of_the_wrong_form_names_the_tensor(data: Any, datatype: str, shape: list[int], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         from_json(data, datatype, shape, "input 'x'")
+
+
+def test_null_is_a_missing_value_in_floating_point_and_bytes_data() -> None:
+    assert np.isnan(from_json([1.5, None], "FP64", [2], "input 'x'")).tolist() == [False, True]
+    assert from_json(["paris", None], "BYTES", [2], "input 'x'").tolist() == ["paris", None]
 
 
 def test_bytes_data_becomes_strings_in_the_given_shape() -> None:

@@ -29,7 +29,7 @@ def fetch_status(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
 
 def render_status(url: str, data: dict[str, Any]) -> Table:
     table = Table(title=f"Live models at {url}")
-    for column in ("model", "served", "aspired", "framework", "version", "state", "reason"):
+    for column in ("model", "served", "aspired", "framework", "smoke check", "version", "state", "reason"):
         table.add_column(column)
     for model in data.get("models", []):
         served = model.get("served_version") or "[red]none[/]"
@@ -41,8 +41,15 @@ def render_status(url: str, data: dict[str, Any]) -> Table:
                 served if first else "",
                 escape(model.get("aspired_version") or "") if first else "",
                 escape(model.get("framework") or "-") if first else "",
+                _smoke_check(model) if first else "",
                 escape(version.get("version", "-")),
                 f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
                 escape(version.get("reason") or ""),
             )
     return table
+
+
+def _smoke_check(model: dict[str, Any]) -> str:
+    if not model.get("served_version"):
+        return "-"
+    return "yes" if model.get("smoke_check") else "none: no example"

@@ -82,6 +82,11 @@ def add_model(
         f"loader {manifest.loader}, servable {manifest.servable_name}) → {escape(str(result.published.path))}"
     )
     out.print(f"Added to {escape(str(config))}: serves {escape(result.entry.aspired_version)}")
+    if manifest.input.smoke_example is None:
+        warn(
+            f"no example recorded for {name}: its loads are not smoke-checked and /docs shows none; "
+            "publish with --example JSON (or a .csv of rows) to record one"
+        )
 
 
 @app.command("bump-version")
@@ -125,10 +130,20 @@ def _list(config: Path) -> None:
         out.print(f"No models in {escape(str(config))}. Add one with [bold]amms add-model PATH --name NAME[/]")
         return
     table = Table(title=f"Models in {config}")
-    for column in ("model", "versions on disk", "aspired", "would serve", "framework", "size", "problems"):
+    for column in (
+        "model",
+        "versions on disk",
+        "aspired",
+        "would serve",
+        "framework",
+        "smoke check",
+        "size",
+        "problems",
+    ):
         table.add_column(column)
     for status in rows:
         newest = status.versions[-1] if status.versions else None
+        served = next((row for row in status.versions if row.version == status.served), None)
         problems = [r.problem for r in status.versions if r.problem] + status.warnings
         table.add_row(
             escape(status.entry.model_name),
@@ -136,6 +151,7 @@ def _list(config: Path) -> None:
             escape(status.entry.aspired_version),
             str(status.served) if status.served else "[red]none[/]",
             escape(newest.framework or "-") if newest else "-",
+            ("yes" if served.smoke_check else "none: no example") if served else "-",
             human_size(sum(r.size for r in status.versions)),
             "[red]" + escape("; ".join(problems)) + "[/]" if problems else "",
         )

@@ -51,11 +51,13 @@ def _is_depth_error(exc: orjson.JSONDecodeError) -> bool:
     return "depth limit" in text or "recursion limit" in text
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    data = parse_json(await read_body(request, limit))
+async def read_json_object(request: Request, limit: int) -> tuple[dict[str, Any], bytes]:
+    """The body as a JSON object, and the raw bytes it was parsed from."""
+    raw = await read_body(request, limit)
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(data).__name__}")
-    return data
+    return data, raw
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

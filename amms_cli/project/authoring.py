@@ -24,6 +24,7 @@ from amms_cli.project.config import (
     render_config,
     update_config,
 )
+from amms_cli.project.input_facts import TABLE_SUFFIXES
 from amms_cli.project.trial_load import TrialRequest, trial_load
 from amms_cli.repository import atomic_files
 from amms_cli.repository.manifest import Manifest, describe_artifacts, verify_artifacts
@@ -58,16 +59,24 @@ def init_project(folder: Path, force: bool = False) -> InitResult:
 
 
 def parse_example(text: str | None) -> Any:
-    """`--example` is inline JSON or the path of a JSON file."""
+    """`--example` is inline JSON, a JSON file, or a CSV file (returned as its Path: its first rows are
+    the example, and its columns' dtypes are recorded as pandas reads them). Text that parses as JSON is
+    JSON, whatever files exist."""
     if text is None:
         return None
-    candidate = Path(text)
     try:
-        if len(text) < 4096 and candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--example is neither a JSON file nor valid JSON: {exc.msg} at column {exc.colno}") from None
+        error = exc
+    candidate = Path(text).expanduser()
+    if len(text) < 4096 and candidate.is_file():
+        if candidate.suffix.lower() in TABLE_SUFFIXES:
+            return candidate
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--example {candidate} is not a JSON file (or a .csv data file): {exc}") from None
+    raise ConfigError(f"--example is neither a JSON file nor valid JSON: {error.msg} at column {error.colno}")
 
 
 def add_model(
@@ -161,8 +170,8 @@ def bump_version(
     else:
         reference = _newest_manifest(on_disk)
         servable = entry.servable_name or (reference.servable_name if reference else None)
-        if example is None and reference is not None and reference.input.example_given:
-            example = reference.input.example  # a synthesized one is made again for the new model
+        if example is None and reference is not None:
+            example = reference.input.smoke_example  # the previous version's, if its publisher gave one
         published = _publish_new(folder, next_version, source, name=name, fmt=None, servable=servable, example=example)
     entry, reason = _maybe_aspire(config, entry, published.version, aspire)
     below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
@@ -218,7 +227,16 @@ def _publish_new(
     def fill(staging: Path, version: Version) -> Manifest:
         entrypoint = _copy_artifact(source, staging, loader)
         path = staging / entrypoint if entrypoint != "." else staging
-        trial = trial_load(TrialRequest(path=path, loader=loader, name=name, servable=servable, example=example))
+        table = example if isinstance(example, Path) else None
+        request = TrialRequest(
+            path=path,
+            loader=loader,
+            name=name,
+            servable=servable,
+            example=None if table else example,
+            example_table=table,
+        )
+        trial = trial_load(request)
         return Manifest(
             model_name=name,
             version=str(version),
@@ -232,6 +250,7 @@ def _publish_new(
             python_version=trial.python_version,
             requirements=trial.requirements,
             input=trial.input,
+            outputs=trial.outputs,
         )
 
     return publish_version(folder, version, fill)

@@ -17,6 +17,7 @@ class VersionRow:
     framework: str | None
     size: int
     problem: str | None
+    smoke_check: bool  # it has an example its publisher gave, run at every load
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def model_status(config: AmmsConfig, entry: ModelEntry) -> ModelStatus:
             failed.add(item.version)
         size = sum(a.size for a in item.manifest.artifacts) if item.manifest else 0
         framework = item.manifest.framework if item.manifest else None
-        rows.append(VersionRow(item.version, framework, size, problem))
+        checked = item.manifest is not None and item.manifest.input.smoke_example is not None
+        rows.append(VersionRow(item.version, framework, size, problem, checked))
     served = on_disk.resolve(entry.pattern, frozenset(failed))
     warnings = list(on_disk.warnings)
     if not folder.is_dir():

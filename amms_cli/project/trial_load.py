@@ -17,13 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from amms_cli.errors import AmmsError, InvalidInput, ModelLoadError
-from amms_cli.loaders import LOADERS, LoaderFacts, Model, jsonable
-from amms_cli.repository.manifest import InputInfo
+from amms_cli.loaders import LOADERS, Model, jsonable
+from amms_cli.project.input_facts import default_servable, introspect, read_table, records_of
+from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, InputInfo, OutputInfo
 from amms_cli.servables import Servable, make_servable
+from amms_cli.servables.tensors import output_spec
 
 LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
 
@@ -39,6 +40,7 @@ class TrialResult(BaseModel):
     python_version: str
     requirements: dict[str, str]  # distribution -> installed version
     input: InputInfo
+    outputs: dict[str, OutputInfo]  # learnt from a real prediction of the example ({} without one)
 
 
 class TrialOutcome(BaseModel):
@@ -54,7 +56,8 @@ class TrialRequest(BaseModel):
     loader: str
     name: str  # the model's name, for messages
     servable: str | None  # None: choose one from the model
-    example: Any
+    example: Any  # JSON, or None
+    example_table: Path | None = None  # a data file (CSV) whose first rows are the example
 
 
 def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
@@ -78,86 +81,49 @@ def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
 
 
 def inspect_model(request: TrialRequest) -> TrialResult:
-    """Load, learn the input facts, choose the servable and check the example (in the child)."""
-    path, example = request.path, request.example
+    """Load, learn the input facts, choose the servable and predict the example (in the child)."""
     facts = LOADERS[request.loader]
-    model = facts.load(path)
-    info = introspect(model)
+    model = facts.load(request.path)
+    frame = read_table(request.example_table) if request.example_table is not None else None
+    example = records_of(frame) if frame is not None else request.example
+    info = introspect(model, frame, example)
     servable_name = request.servable or default_servable(facts, model, info, example)
     servable = make_servable(servable_name, info, request.name)
-    checked_example = _check_example(model, servable, example)
+    outputs = _check_example(model, servable, example)
+    modules = facts.modules_named(request.path) | _model_modules(model)
     return TrialResult(
         framework=model.framework,
         model_class=_class_name(model),
         servable_name=servable.name,
         python_version=platform.python_version(),
-        requirements=requirements_for(facts.modules_named(path) | _model_modules(model), facts),
-        input=info.model_copy(update={"example": checked_example, "example_given": example is not None}),
+        requirements=requirements_for(modules, (*facts.requirements, *servable.requirements)),
+        input=info.model_copy(update={"example": example, "example_given": example is not None}),
+        outputs=outputs,
     )
 
 
-def introspect(model: Model) -> InputInfo:
-    obj = getattr(model, "obj", None)
-    facts: dict[str, Any] = {"has_predict_proba": model.has_predict_proba, "classes": model.classes}
-    if obj is not None:
-        try:
-            n_features = getattr(obj, "n_features_in_", None)
-        except AttributeError:  # pipelines whose first step has no n_features_in_
-            n_features = None
-        if isinstance(n_features, (int, np.integer)):
-            facts["n_features_in"] = int(n_features)
-        names = getattr(obj, "feature_names_in_", None)
-        if names is not None:
-            facts["feature_names_in"] = [str(n) for n in names]
-    shape = model.input_shape
-    if shape is not None:
-        facts["shape"] = shape
-        facts["dtype"] = np.dtype(model.input_dtype).name
-        if len(shape) == 2 and isinstance(shape[1], int):
-            facts["n_features_in"] = shape[1]
-    return InputInfo(**facts)
-
-
-def default_servable(facts: LoaderFacts, model: Model, info: InputInfo, example: Any) -> str:
-    if facts.servable is not None:
-        return facts.servable
-    if isinstance(example, str) or (isinstance(example, list) and example and isinstance(example[0], str)):
-        return "text_input"
-    if info.shape is not None:  # the model declares its input tensor (ONNX)
-        if info.dtype == "object":
-            return "text_input"
-        return "tabular" if len(info.shape) == 2 else "ndarray"
-    if info.n_features_in is not None:
-        return "tabular"
-    if _is_text_pipeline(getattr(model, "obj", None)):
-        return "text_input"
-    if example is not None and np.asarray(example, dtype=object).ndim > 2:
-        return "ndarray"
-    return "tabular"
-
-
-def _is_text_pipeline(obj: Any) -> bool:
-    """A text vectorizer anywhere in the pipeline (preprocessing steps such as lowercasing may come first)."""
-    steps = [step for _, step in obj.steps] if hasattr(obj, "steps") and obj.steps else [obj]
-    return any(callable(getattr(step, "build_analyzer", None)) or hasattr(step, "vocabulary_") for step in steps)
-
-
-def _check_example(model: Model, servable: Servable, example: Any) -> Any:
-    """Run the user's example (errors are fatal) or a synthetic one (dropped if it fails)."""
-    candidate = example if example is not None else servable.example()
-    if candidate is None:
-        return None
+def _check_example(model: Model, servable: Servable, example: Any) -> dict[str, OutputInfo]:
+    """Predict the example (an error is fatal: the example is the smoke check of every load) and
+    record what each output is; without an example, nothing is known of the outputs."""
+    if example is None:
+        return {}
     try:
-        jsonable(model.predict(servable.parse(candidate)))
+        model_input = servable.parse(example)
+        outputs = {PREDICT: jsonable(model.predict(model_input))}
+        if model.has_predict_proba:
+            outputs[PREDICT_PROBA] = jsonable(model.predict_proba(model_input))
     except Exception as exc:
-        if example is None:
-            return None
         reason = exc.message if isinstance(exc, AmmsError) else describe_exception(exc)
         raise InvalidInput(
             f"the model failed to predict the example: {reason}",
             hint="check --example, or --servable if the input kind is wrong",
         ) from exc
-    return candidate
+    return {name: _output_info(name, value) for name, value in outputs.items()}
+
+
+def _output_info(name: str, value: Any) -> OutputInfo:
+    spec = output_spec(name, value)
+    return OutputInfo(datatype=spec.datatype, shape=spec.shape)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -178,14 +144,14 @@ def _model_modules(model: Model) -> set[str]:
     return roots
 
 
-def requirements_for(modules: set[str], facts: LoaderFacts) -> dict[str, str]:
-    """Installed distributions (name -> version) that provide the given modules, plus what the loader
-    itself needs. Transitive dependencies are left to pip."""
+def requirements_for(modules: set[str], needed: tuple[str, ...]) -> dict[str, str]:
+    """Installed distributions (name -> version) that provide the given modules, plus the ones the
+    loader and the servable need themselves. Transitive dependencies are left to pip."""
     providers = importlib.metadata.packages_distributions()
     roots = {m.split(".")[0] for m in modules}
     roots = {r for r in roots if r and not r.startswith("_") and r not in sys.stdlib_module_names}
     names = {dist for root in roots for dist in providers.get(root, [])}
-    names.update(facts.requirements)
+    names.update(needed)
     names.discard("amms_cli")
     pins = {}
     for name in sorted(names, key=str.lower):

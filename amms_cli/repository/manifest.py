@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +14,8 @@ from amms_cli.errors import ChecksumMismatch, RepositoryError
 from amms_cli.repository import atomic_files
 
 MANIFEST_NAME = "amms-version.json"
+PREDICT = "predict"  # the output every model has
+PREDICT_PROBA = "predict_proba"  # the class probabilities, when the model gives them
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
 
@@ -26,6 +28,22 @@ class Artifact(BaseModel):
     size: int = Field(ge=0)
 
 
+ColumnType = Literal["int", "float", "bool", "string", "category", "datetime", "any"]
+
+
+class ColumnInfo(BaseModel):
+    """One named input column of a model that takes a table (the `dataframe` servable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: ColumnType  # the JSON values it takes; "any": a scalar of any kind (the model did not say)
+    dtype: str | None = None  # the pandas dtype the model saw at fit time, when known (e.g. "str", "category")
+    nullable: bool = False  # null (a missing value) is accepted; the model decides what it means
+    levels: list[Any] | None = None  # a category's known values
+    closed: bool = False  # a value outside `levels` is refused (the model would raise on it)
+
+
 class InputInfo(BaseModel):
     """What is known of the model's input, recorded at publish time."""
 
@@ -33,12 +51,31 @@ class InputInfo(BaseModel):
 
     n_features_in: int | None = None
     feature_names_in: list[str] | None = None
+    columns: list[ColumnInfo] | None = None  # named, typed columns (the `dataframe` servable)
+    allows_missing: bool = False  # rows of numbers may hold null (NaN): the model imputes or accepts it
     classes: list[Any] | None = None
     shape: list[int | None] | None = None  # ndarray models: per-row shape, None = any size
     dtype: str | None = None
     example: Any = None
-    example_given: bool = False  # True: the publisher's --example; False: synthesized by amms
+    # True: the publisher's example (or rows of the data given with it); it is the smoke check run at
+    # every load. Manifests written before amms recorded only real examples may hold a synthesized one
+    # with False, which is never run.
+    example_given: bool = False
     has_predict_proba: bool = False
+
+    @property
+    def smoke_example(self) -> Any:
+        """The example every load is checked with: only one the publisher gave (None: no smoke check)."""
+        return self.example if self.example_given else None
+
+
+class OutputInfo(BaseModel):
+    """An output as a real prediction of the example returned it (the v2 datatype, -1 for the batch)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    datatype: str
+    shape: list[int]
 
 
 class Manifest(BaseModel):
@@ -57,6 +94,7 @@ class Manifest(BaseModel):
     python_version: str
     requirements: dict[str, str] = Field(default_factory=dict)  # distribution -> version it was saved with
     input: InputInfo = Field(default_factory=InputInfo)
+    outputs: dict[str, OutputInfo] = Field(default_factory=dict)  # "predict", "predict_proba"; {} = unknown
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

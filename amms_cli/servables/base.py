@@ -25,11 +25,13 @@ from amms_cli.servables.tensors import Tensor, TensorSpec, check_tensor
 @dataclass(frozen=True, slots=True)
 class JsonInputs:
     value: Any
+    body: bytes | None = None  # the raw request, for what parsing hides (a key given twice)
 
 
 @dataclass(frozen=True, slots=True)
 class NamedColumns:
     columns: dict[str, Any]
+    body: bytes | None = None  # as in JsonInputs, when the columns came as JSON
 
 
 RequestInputs = JsonInputs | NamedColumns | Tensor
@@ -44,6 +46,7 @@ class Servable:
 
     name: ClassVar[str] = ""
     batchable: ClassVar[bool] = True
+    requirements: ClassVar[tuple[str, ...]] = ()  # distributions the model input needs (pinned in images)
 
     def __init__(self, info: InputInfo, model_name: str) -> None:
         self.info = info
@@ -103,22 +106,36 @@ class Servable:
 MAX_DIMENSIONS = 64  # numpy's limit
 
 
-def numeric_array(inputs: Any, what: str = "inputs") -> np.ndarray:
-    """`inputs` as a float64 array, rejecting strings, ragged rows and non-finite values."""
+def numeric_array(inputs: Any, what: str = "inputs", missing: bool = False) -> np.ndarray:
+    """`inputs` as a float64 array, rejecting strings, ragged rows and non-finite values; with
+    `missing`, null is a missing value (NaN), for models that impute or accept NaN."""
     try:
         array = np.asarray(inputs)
     except (ValueError, TypeError) as exc:
         if "maximum number of dimension" in str(exc):
             raise InvalidInput(f"{what}: nested too deeply (at most {MAX_DIMENSIONS} dimensions)") from None
         raise InvalidInput(f"{what}: rows have different lengths (expected a rectangular array)") from None
+    if missing and array.dtype.kind == "O" and array.size:
+        array = _with_nan(inputs, array)
     if array.dtype.kind not in "biuf":
         if array.dtype.kind in "OU" and array.size and _has_ragged(inputs):
             raise InvalidInput(f"{what}: rows have different lengths (expected a rectangular array)")
         raise InvalidInput(f"{what}: expected numbers, got {_kind_of(array)}")
     array = array.astype(np.float64, copy=False)
-    if not np.isfinite(array).all():
+    finite = np.isfinite(array)
+    if not finite.all() and not (missing and np.isnan(array[~finite]).all()):
         raise InvalidInput(f"{what}: NaN or infinite values are not accepted")
     return array
+
+
+def _with_nan(inputs: Any, array: np.ndarray) -> np.ndarray:
+    """Numbers and nulls as floats with NaN; anything else (strings, booleans) stays as it was."""
+    if any(isinstance(value, (str, bool, list, dict)) for value in array.reshape(-1).tolist()):
+        return array
+    try:
+        return np.array(inputs, dtype=np.float64)
+    except (ValueError, TypeError):
+        return array
 
 
 def _has_ragged(inputs: Any) -> bool:

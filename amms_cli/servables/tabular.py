@@ -22,7 +22,7 @@ class Tabular(Servable):
         if isinstance(value, dict) or (isinstance(value, list) and isinstance(value[0], dict)):
             rows = self._records(value if isinstance(value, list) else [value])
         else:
-            rows = numeric_array(value)
+            rows = numeric_array(value, missing=self.info.allows_missing)
             if rows.ndim == 1:
                 rows = rows.reshape(1, -1)
             elif rows.ndim != 2:
@@ -46,7 +46,7 @@ class Tabular(Servable):
             if not isinstance(record, dict):
                 raise InvalidInput(f"inputs[{index}]: expected an object of feature values")
             require_names(record, names, f"inputs[{index}]", "feature")
-        return numeric_array([[record[n] for n in names] for record in records])
+        return numeric_array([[record[n] for n in names] for record in records], missing=self.info.allows_missing)
 
     def _frame(self, rows: np.ndarray) -> Any:
         """Models fitted on a DataFrame warn when given bare arrays, so give them a DataFrame back."""
@@ -117,12 +117,15 @@ def columns_to_records(columns: dict[str, Any], feature_names: list[str] | None,
     return [dict(zip(feature_names, row, strict=True)) for row in zip(*(lists[n] for n in feature_names), strict=True)]
 
 
-def require_names(given: dict[str, Any], names: list[str], where: str, noun: str) -> None:
-    """`given` has exactly the recorded names as keys (in any order)."""
-    missing = [name for name in names if name not in given]
-    if missing:
-        raise InvalidInput(f"{where}: missing {noun} '{missing[0]}' (expected {names})")
+def require_names(given: dict[str, Any], names: list[str], where: str, noun: str, most: int = 1000) -> None:
+    """`given` has exactly the recorded names as keys (in any order); errors list at most `most`."""
+    if len(given) == len(names) and all(name in given for name in names):
+        return
+    expected = str(names) if len(names) <= most else f"{names[:most]} and {len(names) - most} more"
+    missing = next((name for name in names if name not in given), None)
+    if missing is not None:
+        raise InvalidInput(f"{where}: missing {noun} '{missing}' (expected {expected})")
     known = set(names)
-    unknown = [key for key in given if key not in known]
-    if unknown:
-        raise InvalidInput(f"{where}: unknown {noun} '{unknown[0]}' (expected {names})")
+    unknown = next(key for key in given if key not in known)
+    shown = unknown if len(unknown) <= 60 else unknown[:57] + "..."
+    raise InvalidInput(f"{where}: unknown {noun} '{shown}' (expected {expected})")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from amms_cli.errors import InvalidInput
 
@@ -83,3 +84,33 @@ def check_tensor(tensor: Tensor, spec: TensorSpec) -> None:
 def fits(shape: list[int], form: list[int]) -> bool:
     """`shape` matches `form`, where -1 in `form` takes any size."""
     return len(shape) == len(form) and all(want in (-1, got) for got, want in zip(shape, form, strict=True))
+
+
+def object_array(values: list[Any]) -> np.ndarray:
+    """A flat object array (np.asarray would turn equal-length strings into a fixed-width 'U' array)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def output_array(value: Any) -> np.ndarray:
+    """A model output (JSON-ready values) as an array of a protocol datatype. Values that form no
+    rectangular array of numbers, booleans or strings become one BYTES element of JSON text each."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        array = object_array([orjson.dumps(value).decode()])
+    if array.dtype.kind == "U":  # a 'U' array drops trailing NUL characters; keep the str objects
+        array = np.array(value, dtype=object)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.dtype.kind == "O":
+        flat = [v if isinstance(v, str) else orjson.dumps(v).decode() for v in array.reshape(-1).tolist()]
+        array = object_array(flat).reshape(array.shape)
+    return array
+
+
+def output_spec(name: str, value: Any) -> TensorSpec:
+    """The tensor a model output (JSON-ready values for a batch of rows) is sent as."""
+    array = output_array(value)
+    return TensorSpec(name, datatype_of(array), [-1, *array.shape[1:]])

@@ -53,7 +53,7 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
         )
     model = load_version(item.path, manifest)
     servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
-    example = servable.example()
+    example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
     if example is not None:
         try:
             predict(model, servable.parse(example), False)

@@ -69,9 +69,9 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     with plane(request).inference(name, version, PROTOCOL) as call:
-        body = await read_json_object(request, settings(request).body_limit_bytes)
+        body, raw = await read_json_object(request, settings(request).body_limit_bytes)
         inputs, proba = _check_body(body)
-        prediction = await call.infer(JsonInputs(inputs), proba)
+        prediction = await call.infer(JsonInputs(inputs, raw), proba)
         payload: dict[str, Any] = {"model": name, "version": call.loaded.version_text, "outputs": prediction.outputs}
         if prediction.probabilities is not None:
             payload["probabilities"] = prediction.probabilities
@@ -104,6 +104,7 @@ def describe_model(view: ModelView) -> dict[str, Any]:
         "servable": served.servable.name if served else view.entry.servable_name,
         "input_schema": served.servable.schema() if served else None,
         "example": served.servable.example() if served else None,
+        "smoke_check": served is not None and served.info.smoke_example is not None,
         "classes": served.model.classes if served else None,
         "versions": [
             {

@@ -14,10 +14,11 @@ from amms_cli.http.bodies import json_response, read_json_object
 from amms_cli.http.request_state import plane, settings
 from amms_cli.http.routes.native import PREDICT_RESPONSES
 from amms_cli.http.routing import PlainRoute
+from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA
 from amms_cli.servables import JsonInputs, NamedColumns, RequestInputs, TensorSpec
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import ModelView, VersionState, VersionStatus
-from amms_cli.serving.signatures import PREDICT, PREDICT_PROBA, output_specs
+from amms_cli.serving.signatures import output_specs
 
 router = APIRouter(tags=["tensorflow-serving"], route_class=PlainRoute)
 PROTOCOL = "tfserving"
@@ -111,10 +112,10 @@ async def version_metadata(name: str, version: str, request: Request) -> Respons
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     with plane(request).inference(name, version, PROTOCOL) as call:
-        body = await read_json_object(request, settings(request).body_limit_bytes)
+        body, raw = await read_json_object(request, settings(request).body_limit_bytes)
         row_format = _check_body(body)
         proba = wants_probabilities(body.get("signature_name"), call.loaded)
-        inputs = JsonInputs(body["instances"]) if row_format else columnar_inputs(body["inputs"])
+        inputs = JsonInputs(body["instances"], raw) if row_format else columnar_inputs(body["inputs"], raw)
         prediction = await call.infer(inputs, proba)
         values = prediction.probabilities if proba else prediction.outputs
         return json_response({"predictions" if row_format else "outputs": values})
@@ -143,9 +144,9 @@ def wants_probabilities(signature: Any, loaded: LoadedVersion) -> bool:
     raise InvalidInput(f"unknown signature_name {signature!r} (model '{loaded.name}' has: {known})")
 
 
-def columnar_inputs(inputs: Any) -> RequestInputs:
+def columnar_inputs(inputs: Any, raw: bytes) -> RequestInputs:
     """Columnar `inputs`: an object is named columns (or one named tensor), anything else one tensor."""
-    return NamedColumns(inputs) if isinstance(inputs, dict) else JsonInputs(inputs)
+    return NamedColumns(inputs, raw) if isinstance(inputs, dict) else JsonInputs(inputs, raw)
 
 
 def status_body(view: ModelView, version: str | None) -> dict[str, Any]:
@@ -172,10 +173,10 @@ def version_status_entry(status: VersionStatus) -> dict[str, Any]:
 
 def metadata_body(loaded: LoadedVersion) -> dict[str, Any]:
     inputs = signature_inputs(loaded)
-    outputs = {spec.name: spec for spec in output_specs(loaded)}
-    signatures = {DEFAULT_SIGNATURE: _signature(inputs, "predictions", outputs[PREDICT])}
+    outputs = output_specs(loaded)
+    signatures = {DEFAULT_SIGNATURE: _signature(inputs, "predictions", outputs[PREDICT], PREDICT)}
     if PREDICT_PROBA in outputs:
-        signatures[PREDICT_PROBA] = _signature(inputs, "probabilities", outputs[PREDICT_PROBA])
+        signatures[PREDICT_PROBA] = _signature(inputs, "probabilities", outputs[PREDICT_PROBA], PREDICT_PROBA)
     return {
         "model_spec": {"name": loaded.name, "signature_name": "", "version": loaded.version_text},
         "metadata": {"signature_def": {"signature_def": signatures}},
@@ -188,16 +189,17 @@ def signature_inputs(loaded: LoadedVersion) -> dict[str, dict[str, Any]]:
     if columns:
         return {spec.name: tensor_info(spec) for spec in columns}
     spec = loaded.servable.input_tensor()
+    return {spec.name if spec else "input": tensor_info(spec, "input")}
+
+
+def _signature(inputs: dict[str, Any], output_key: str, output: TensorSpec | None, name: str) -> dict[str, Any]:
+    return {"inputs": inputs, "outputs": {output_key: tensor_info(output, name)}, "method_name": PREDICT_METHOD}
+
+
+def tensor_info(spec: TensorSpec | None, name: str = "") -> dict[str, Any]:
+    """A TensorInfo; an unknown tensor (None) is DT_INVALID of unknown rank, as TensorFlow writes it."""
     if spec is None:
-        return {"input": {"dtype": "DT_INVALID", "tensor_shape": {"dim": [], "unknown_rank": True}, "name": "input"}}
-    return {spec.name: tensor_info(spec)}
-
-
-def _signature(inputs: dict[str, Any], output_key: str, output: TensorSpec) -> dict[str, Any]:
-    return {"inputs": inputs, "outputs": {output_key: tensor_info(output)}, "method_name": PREDICT_METHOD}
-
-
-def tensor_info(spec: TensorSpec) -> dict[str, Any]:
+        return {"dtype": "DT_INVALID", "tensor_shape": {"dim": [], "unknown_rank": True}, "name": name}
     return {
         "dtype": TF_DTYPES[spec.datatype],
         "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in spec.shape], "unknown_rank": False},

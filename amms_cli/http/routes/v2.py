@@ -26,16 +26,19 @@ from amms_cli.http.routes.v2_tensors import (
     split_body,
 )
 from amms_cli.http.routing import PlainRoute
+from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA
 from amms_cli.servables import NamedColumns, RequestInputs, Tensor
 from amms_cli.servables.tensors import fits
 from amms_cli.serving.inference import Prediction
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import ModelView
-from amms_cli.serving.signatures import PREDICT, PREDICT_PROBA, output_names, output_specs
+from amms_cli.serving.signatures import output_names, output_specs
 
 router = APIRouter(tags=["v2"], route_class=PlainRoute)
 PROTOCOL = "v2"
 EXTENSIONS = ["binary_tensor_data"]
+PANDAS = "pd"  # request parameters.content_type of MLServer's pandas codec: one input per column
+CONTENT_TYPES = (PANDAS, "np", "str")  # accepted; only "pd" changes how inputs are read
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {k: v for k, v in PREDICT_RESPONSES.items() if k != 200}
 INFER_BODY: dict[str, Any] = {
     "requestBody": {
@@ -61,6 +64,7 @@ class InferRequest:
     outputs: Any  # the raw `outputs` list; checked against the model's outputs once it is resolved
     binary_output: bool
     id: str | None
+    columns: bool  # content_type "pd": every tensor is a column of a table (MLServer's pandas codec)
 
 
 @router.get("/v2", summary="Server metadata")
@@ -128,12 +132,13 @@ def _metadata(request: Request, name: str, version: str | None) -> Response:
 
 def describe(view: ModelView, loaded: LoadedVersion) -> dict[str, Any]:
     spec = loaded.servable.input_tensor()
+    inputs = [spec] if spec is not None else loaded.servable.column_tensors()
     return {
         "name": view.name,
         "versions": [v.version_text for v in sorted(view.loaded.values(), key=lambda v: v.version)],
         "platform": loaded.manifest.framework,
-        "inputs": [spec.describe()] if spec else [],
-        "outputs": [output.describe() for output in output_specs(loaded)],
+        "inputs": [tensor.describe() for tensor in inputs],
+        "outputs": [output.describe() for output in output_specs(loaded).values() if output is not None],
         "properties": {"version": loaded.version_text, "servable": loaded.servable.name},
     }
 
@@ -156,7 +161,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     with plane(request).inference(name, version, PROTOCOL) as call:
         parsed = await read_infer_request(request, settings(request).body_limit_bytes)
         wanted = requested_outputs(parsed, call.loaded)
-        inputs = request_inputs(parsed.tensors, call.loaded)
+        inputs = request_inputs(parsed, call.loaded)
         prediction = await call.infer(inputs, any(n == PREDICT_PROBA for n, _ in wanted))
         return infer_response(call.loaded, prediction, wanted=wanted, request_id=parsed.id)
 
@@ -175,11 +180,14 @@ async def read_infer_request(request: Request, limit: int) -> InferRequest:
     binary_output = parameters.get("binary_data_output", False)
     if not isinstance(binary_output, bool):
         raise InvalidInput("the binary_data_output parameter must be true or false")
+    content_type = parameters.get("content_type")
+    if content_type not in (None, *CONTENT_TYPES):
+        raise InvalidInput(f"content_type {content_type!r} is not supported (use one of {', '.join(CONTENT_TYPES)})")
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
     tensors = decode_inputs(payload["inputs"], binary)
-    return InferRequest(tensors, payload.get("outputs"), binary_output, request_id)
+    return InferRequest(tensors, payload.get("outputs"), binary_output, request_id, content_type == PANDAS)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -228,9 +236,10 @@ def requested_outputs(parsed: InferRequest, loaded: LoadedVersion) -> list[tuple
     return wanted
 
 
-def request_inputs(tensors: list[Tensor], loaded: LoadedVersion) -> RequestInputs:
+def request_inputs(parsed: InferRequest, loaded: LoadedVersion) -> RequestInputs:
     """One tensor as it is, or one tensor per column for a model that takes named columns."""
-    if len(tensors) > 1:
+    tensors = parsed.tensors
+    if len(tensors) > 1 or parsed.columns:
         if not loaded.servable.column_tensors():
             raise InvalidInput(
                 f"model '{loaded.name}' takes one input tensor, got {len(tensors)} "
@@ -245,9 +254,9 @@ def request_inputs(tensors: list[Tensor], loaded: LoadedVersion) -> RequestInput
 
 
 def _column(tensor: Tensor) -> list[object]:
-    if tensor.datatype == "BYTES" or not (fits(tensor.shape, [-1]) or fits(tensor.shape, [-1, 1])):
+    if not (fits(tensor.shape, [-1]) or fits(tensor.shape, [-1, 1])):
         raise InvalidInput(
-            f"input '{tensor.name}': expected a numeric column of shape [-1] or [-1, 1], "
+            f"input '{tensor.name}': expected a column of shape [-1] or [-1, 1], "
             f"got {tensor.datatype} of shape {tensor.shape}"
         )
     return tensor.array.reshape(-1).tolist()

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from amms_cli.errors import InvalidInput
-from amms_cli.servables.tensors import DATATYPES, Tensor, datatype_of
+from amms_cli.servables.tensors import DATATYPES, Tensor, datatype_of, object_array, output_array
 
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -105,7 +105,7 @@ def from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.ndar
     count = math.prod(shape)
     if datatype == "BYTES":
         values = _flatten(data)
-        bad = next((v for v in values if not isinstance(v, str)), None)
+        bad = next((v for v in values if v is not None and not isinstance(v, str)), None)  # null: missing
         if bad is not None:
             raise InvalidInput(f"{where}: BYTES data must be strings, got {type(bad).__name__} {bad!r}")
         return _shaped(object_array(values), shape, where)
@@ -114,6 +114,8 @@ def from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.ndar
     except (ValueError, TypeError, OverflowError):
         raise InvalidInput(f"{where}: 'data' is ragged (expected {count} {datatype} values)") from None
     dtype = DATATYPES[datatype]
+    if array.dtype.kind == "O" and dtype.kind == "f":
+        array = _with_missing(data, array)
     if array.size and array.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
         raise InvalidInput(f"{where}: {datatype} data must be {_KIND_TEXT[dtype.kind]}, got {_kind_name(array)}")
     if dtype.kind in "iu" and array.size:
@@ -121,6 +123,14 @@ def from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.ndar
         if array.min() < info.min or array.max() > info.max:
             raise InvalidInput(f"{where}: a value is out of the {datatype} range [{info.min}, {info.max}]")
     return _shaped(array.astype(dtype).reshape(-1), shape, where)
+
+
+def _with_missing(data: Any, array: np.ndarray) -> np.ndarray:
+    """Floating-point data where null stands for a missing value (NaN); anything else is left as it was."""
+    values = _flatten(data)
+    if not all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) for value in values):
+        return array
+    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -178,13 +188,6 @@ def _unpack_bytes(chunk: bytes, where: str) -> np.ndarray:
     return object_array(values)
 
 
-def object_array(values: list[Any]) -> np.ndarray:
-    """A flat object array (np.asarray would turn equal-length strings into a fixed-width 'U' array)."""
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
 def _shaped(flat: np.ndarray, shape: list[int], where: str) -> np.ndarray:
     count = math.prod(shape)
     if flat.size != count:
@@ -193,23 +196,6 @@ def _shaped(flat: np.ndarray, shape: list[int], where: str) -> np.ndarray:
 
 
 # ---- responses ------------------------------------------------------------------------------------
-
-
-def output_array(value: Any) -> np.ndarray:
-    """A model output (JSON-ready values) as an array of a protocol datatype. Values that form no
-    rectangular array of numbers, booleans or strings become one BYTES element of JSON text each."""
-    try:
-        array = np.asarray(value)
-    except ValueError:  # ragged
-        array = object_array([orjson.dumps(value).decode()])
-    if array.dtype.kind == "U":  # a 'U' array drops trailing NUL characters; keep the str objects
-        array = np.array(value, dtype=object)
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.dtype.kind == "O":
-        flat = [v if isinstance(v, str) else orjson.dumps(v).decode() for v in array.reshape(-1).tolist()]
-        array = object_array(flat).reshape(array.shape)
-    return array
 
 
 def encode_output(
