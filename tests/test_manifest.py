@@ -138,7 +138,7 @@ def test_published_version_verifies_loads_and_predicts_its_example(published: Pu
     model = load_version(version_dir, manifest)
     try:
         servable = make_servable(manifest.servable_name, manifest.input, manifest.model_name)
-        outputs = jsonable(model.predict(servable.parse(manifest.input.example or TABULAR_EXAMPLE)))
+        outputs = jsonable(model.predict(servable.model_input(manifest.input.example or TABULAR_EXAMPLE)))
     finally:
         model.close()
     expected_rows = {"custom": len(CUSTOM_EXAMPLE)}.get(fmt, 1)

@@ -158,6 +158,11 @@ def frame_servable(*columns: ColumnInfo) -> Servable:
     return make_servable("dataframe", InputInfo(columns=list(columns)), "m")
 
 
+def table(servable: Servable, inputs: Any) -> Any:
+    """The DataFrame the model gets: checked when the request is converted, built by prepare."""
+    return servable.prepare(servable.convert(inputs))
+
+
 def test_columns_are_learnt_from_a_dataframe_with_its_exact_dtypes() -> None:
     frame = pd.DataFrame(
         {
@@ -184,9 +189,7 @@ def test_dates_categories_and_nullable_integers_become_the_recorded_dtypes() -> 
         ColumnInfo(name="size", type="category", dtype="category", levels=["s", "m", "l"]),
         ColumnInfo(name="count", type="int", nullable=True),
     )
-    frame = servable.convert(
-        JsonInputs({"when": ["2026-01-02T10:00:00", None], "size": ["m", "l"], "count": [3, None]})
-    )
+    frame = table(servable, JsonInputs({"when": ["2026-01-02T10:00:00", None], "size": ["m", "l"], "count": [3, None]}))
     assert str(frame["when"].dtype).startswith("datetime64") and frame["when"].isna().tolist() == [False, True]
     assert frame["size"].cat.categories.tolist() == ["s", "m", "l"] and frame["size"].tolist() == ["m", "l"]
     assert frame["count"].dtype == np.float64 and np.isnan(frame["count"].iloc[1])  # missing ints are NaN floats
@@ -194,30 +197,30 @@ def test_dates_categories_and_nullable_integers_become_the_recorded_dtypes() -> 
 
 def test_an_open_category_passes_unknown_values_to_the_model() -> None:
     servable = frame_servable(ColumnInfo(name="city", type="category", levels=["lyon", "paris"], closed=False))
-    assert servable.convert(JsonInputs([{"city": "rome"}]))["city"].tolist() == ["rome"]
+    assert table(servable, JsonInputs([{"city": "rome"}]))["city"].tolist() == ["rome"]
     with pytest.raises(
         InvalidInput, match="column 'city' row 0: expected one of \\['lyon', 'paris'\\], got the number 3"
     ):
-        servable.convert(JsonInputs([{"city": 3}]))
+        table(servable, JsonInputs([{"city": 3}]))
 
 
 def test_a_column_of_unknown_type_takes_any_single_value_but_not_a_nested_one() -> None:
     servable = frame_servable(ColumnInfo(name="x", type="any"))
-    assert servable.convert(JsonInputs([{"x": 1}, {"x": "a"}]))["x"].tolist() == [1, "a"]
+    assert table(servable, JsonInputs([{"x": 1}, {"x": "a"}]))["x"].tolist() == [1, "a"]
     with pytest.raises(InvalidInput, match="column 'x' row 0: expected a single value, got a list"):
-        servable.convert(JsonInputs([{"x": [1, 2]}]))
+        table(servable, JsonInputs([{"x": [1, 2]}]))
 
 
 def test_nan_from_a_tensor_is_a_missing_value() -> None:
     servable = frame_servable(ColumnInfo(name="income", type="float", nullable=True))
-    frame = servable.convert(tensor([1.5, np.nan], name="income"))
+    frame = table(servable, tensor([1.5, np.nan], name="income"))
     assert np.isnan(frame["income"]).tolist() == [False, True]
     strict = frame_servable(ColumnInfo(name="income", type="float"))
     with pytest.raises(InvalidInput, match="column 'income' row 1: null is not accepted"):
-        strict.convert(tensor([1.5, np.nan], name="income"))
+        table(strict, tensor([1.5, np.nan], name="income"))
 
 
 def test_a_date_that_is_not_one_is_a_clear_error() -> None:
     servable = frame_servable(ColumnInfo(name="when", type="datetime"))
     with pytest.raises(InvalidInput, match="column 'when'"):
-        servable.convert(JsonInputs([{"when": "yesterday"}]))
+        table(servable, JsonInputs([{"when": "yesterday"}]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import tritonclient.http as triton
 from factories import TABLE_COLUMNS, TABLE_RECORD, imputing_pipeline, save_joblib, table, table_pipeline
 from projects import Project
-from server_support import running_server
+from server_support import metric_values, running_server
 from sklearn.pipeline import Pipeline
 
 RECORDS = [
@@ -54,6 +55,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     project.add(artifact, "records", example=[TABLE_RECORD])
     project.add(artifact, "bare")
     project.add(save_joblib(folder / "imputing.joblib", imputing_pipeline()), "imputing")
+    project.set_fields("records", max_batch_size=16, max_wait_ms=20)
     with running_server(project.config) as server, server.client() as client:
         yield Served(client, server.url, pipeline, project)
 
@@ -232,6 +234,22 @@ def test_an_imputing_pipeline_on_rows_of_numbers_takes_null_as_missing(served: S
     rows = [[0.7, None, 0.1, 0.9], [0.2, 0.4, 0.3, 0.1]]
     expected = imputing_pipeline().predict(np.array(rows, dtype=float)).tolist()
     assert predict(served.client, "imputing", rows)["outputs"] == expected
+
+
+def test_batched_requests_of_records_are_merged_and_answered_each_their_own(served: Served) -> None:
+    """Concurrent requests to a batching model become one DataFrame per batch; each gets its own rows."""
+    bodies = [[RECORDS[index % 3], RECORDS[(index + 1) % 3]] for index in range(24)]
+
+    def ask(records: list[dict[str, Any]]) -> list[str]:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            return predict(client, "records", records)["outputs"]  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, bodies))
+    assert answers == [served.pipeline.predict(frame_of(records)).tolist() for records in bodies]
+    sizes = metric_values(served.client.get("/metrics").text, "amms_batch_size_rows_count", "model")
+    rows = metric_values(served.client.get("/metrics").text, "amms_batch_size_rows_sum", "model")
+    assert rows[("records",)] >= 48 and sizes[("records",)] < 24  # fewer model calls than requests
 
 
 # ---- bad input -------------------------------------------------------------------------------------

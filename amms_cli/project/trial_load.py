@@ -108,7 +108,7 @@ def _check_example(model: Model, servable: Servable, example: Any) -> dict[str, 
     if example is None:
         return {}
     try:
-        model_input = servable.parse(example)
+        model_input = servable.model_input(example)
         outputs = {PREDICT: jsonable(model.predict(model_input))}
         if model.has_predict_proba:
             outputs[PREDICT_PROBA] = jsonable(model.predict_proba(model_input))

@@ -53,7 +53,7 @@ class Servable:
         self.model_name = model_name
 
     def convert(self, inputs: RequestInputs) -> Any:
-        """The model input for any form a protocol sends."""
+        """The checked input of one request, for any form a protocol sends (`prepare` finishes it)."""
         if isinstance(inputs, JsonInputs):
             return self.parse(inputs.value)
         if isinstance(inputs, NamedColumns):
@@ -95,6 +95,15 @@ class Servable:
     def example(self) -> Any:
         """A request example for the docs and smoke check: the recorded one, or a synthetic one."""
         return self.info.example
+
+    def prepare(self, checked: Any) -> Any:
+        """What the model is called with, from the checked input of one request or of a merged batch;
+        runs where the model predicts (off the event loop), once per batch."""
+        return checked
+
+    def model_input(self, value: Any) -> Any:
+        """The model's input for a JSON value (an example), checked and prepared."""
+        return self.prepare(self.parse(value))
 
     def count(self, model_input: Any) -> int:
         return len(model_input)

@@ -235,6 +235,15 @@ def is_missing(value: Any) -> bool:
 
 # ---- checking what a request sends ------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The checked values of one request's columns (or of a merged batch), by column name."""
+
+    values: dict[str, list[Any]]
+    rows: int
+
+
 _KIND_TEXT = {
     "int": "an integer",
     "float": "a number",

@@ -14,7 +14,7 @@ from typing import Any
 from amms_cli.errors import InvalidInput
 from amms_cli.repository.manifest import ColumnInfo, InputInfo
 from amms_cli.servables.base import JsonInputs, NamedColumns, RequestInputs, Servable, require_non_empty
-from amms_cli.servables.columns import build_frame, check_values, describe_value, expected_text
+from amms_cli.servables.columns import Table, build_frame, check_values, describe_value, expected_text
 from amms_cli.servables.tabular import require_names
 from amms_cli.servables.tensors import Tensor, TensorSpec
 
@@ -98,13 +98,16 @@ class DataFrame(Servable):
                 )
         return self._frame({name: [row[position] for row in rows] for position, name in enumerate(self.names)})
 
-    def _frame(self, values: dict[str, list[Any]]) -> Any:
+    def _frame(self, values: dict[str, list[Any]]) -> Table:
+        """The checked values; the DataFrame is built by `prepare`, once per batch, where the model runs."""
         for column in self.columns:
-            cells = values[column.name] = [
-                None if cell != cell else cell for cell in values[column.name]
-            ]  # NaN: missing
+            cells = [None if cell != cell else cell for cell in values[column.name]]  # NaN: missing
             check_values(column, cells)
-        return build_frame(self.columns, values)
+            values[column.name] = cells
+        return Table(values, len(values[self.names[0]]) if self.names else 0)
+
+    def prepare(self, checked: Table) -> Any:
+        return build_frame(self.columns, checked.values)
 
     def _listed(self) -> str:
         shown = self.names[:MAX_LISTED]
@@ -113,13 +116,12 @@ class DataFrame(Servable):
     def column_tensors(self) -> list[TensorSpec]:
         return [TensorSpec(column.name, column_datatype(column), [-1]) for column in self.columns]
 
-    def count(self, model_input: Any) -> int:
-        return len(model_input)
+    def count(self, model_input: Table) -> int:
+        return model_input.rows
 
-    def concat(self, model_inputs: list[Any]) -> Any:
-        import pandas as pd
-
-        return pd.concat(model_inputs, ignore_index=True)
+    def concat(self, model_inputs: list[Table]) -> Table:
+        values = {name: [cell for table in model_inputs for cell in table.values[name]] for name in self.names}
+        return Table(values, sum(table.rows for table in model_inputs))
 
     def schema(self) -> dict[str, Any]:
         properties = {column.name: column_schema(column) for column in self.columns}

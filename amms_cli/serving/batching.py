@@ -174,7 +174,7 @@ class Batcher:
         proba = any(r.proba for r in batch)
         merged = self.servable.concat([r.model_input for r in batch])
         try:
-            raw = run_model(self.model, merged, proba)
+            raw = run_model(self.model, self.servable.prepare(merged), proba)
         except AmmsError:
             return [self._alone(r) for r in batch]
         counts = [r.rows for r in batch]
@@ -188,7 +188,7 @@ class Batcher:
 
     def _alone(self, request: _Request) -> Prediction | BaseException:
         try:
-            return predict(self.model, request.model_input, request.proba)
+            return predict(self.model, self.servable.prepare(request.model_input), request.proba)
         except AmmsError as exc:
             return exc
 

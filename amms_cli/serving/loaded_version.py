@@ -88,7 +88,7 @@ class LoadedVersion:
     def timed_predict(self, model_input: Any, proba: bool) -> Prediction:
         started, (started_cpu, started_waits) = time.perf_counter(), thread_clock()
         try:
-            return predict(self.model, model_input, proba)
+            return predict(self.model, self.servable.prepare(model_input), proba)
         finally:
             cpu, waits = thread_clock()
             self.speed.observe(time.perf_counter() - started, cpu - started_cpu, waits != started_waits)

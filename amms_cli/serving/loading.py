@@ -56,7 +56,7 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
     example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
     if example is not None:
         try:
-            predict(model, servable.parse(example), False)
+            predict(model, servable.model_input(example), False)
         except AmmsError as exc:
             model.close()
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
