@@ -92,17 +92,17 @@ class ModelColumn:
     nullable: bool = False
     levels: list[Any] | None = None
     closed: bool = False
+    dtype: str | None = None  # a pandas dtype the model needs (LightGBM's categories)
 
 
 def columns_of_model(model: Any, names: list[str]) -> dict[str, ModelColumn]:
     """What a scikit-learn style model tells about its named columns: encoders give categories (closed
     when unknown values make them raise), imputers make columns nullable, and an estimator that takes
-    the columns as they are needs numbers (nullable when it accepts NaN)."""
+    the columns as they are needs numbers (nullable when it accepts NaN), except the ones its own API
+    marks as categorical (CatBoost, LightGBM, XGBoost, HistGradientBoosting)."""
     transformer = _column_transformer(model)
     if transformer is None:
-        if _takes_strings(model):
-            return {}
-        return {name: ModelColumn("float", nullable=_allows_nan(model)) for name in names}
+        return _columns_of_estimator(_final_step(model), names)
     facts: dict[str, ModelColumn] = {}
     for _label, part, selection in getattr(transformer, "transformers_", []):
         if isinstance(part, str) and part == "drop":
@@ -144,13 +144,52 @@ def merge_columns(
             ColumnInfo(
                 name=name,
                 type=kind,
-                dtype=given.dtype if given is not None else None,
+                dtype=given.dtype if given is not None else facts.dtype,
                 nullable=facts.nullable or (given is not None and given.nullable),
                 levels=facts.levels if facts.levels is not None else (given.levels if given else None),
                 closed=facts.closed,
             )
         )
     return columns
+
+
+def _columns_of_estimator(model: Any, names: list[str]) -> dict[str, ModelColumn]:
+    categorical = _native_categories(model, names)
+    if categorical is None:
+        return {}  # it takes strings, but does not say which columns: the example has to tell
+    numbers = ModelColumn("float", nullable=_allows_nan(model))
+    return {name: categorical.get(name, numbers) for name in names}
+
+
+def _native_categories(model: Any, names: list[str]) -> dict[str, ModelColumn] | None:
+    """The columns a tree library treats as categories, from its own API; None when it takes strings
+    without saying where."""
+    found: dict[str, ModelColumn] = {}
+    for index in _call(model, "get_cat_feature_indices") or []:  # CatBoost: strings or integers, no NaN
+        found[names[index]] = ModelColumn("category")
+    booster = getattr(model, "booster_", None)
+    if booster is not None and getattr(booster, "pandas_categorical", None):  # LightGBM on category dtypes
+        indices = (getattr(booster, "params", None) or {}).get("categorical_column") or []
+        for index, levels in zip(indices, booster.pandas_categorical, strict=False):
+            found[names[index]] = ModelColumn("category", nullable=True, levels=list(levels), dtype="category")
+    for index, flag in enumerate(getattr(model, "is_categorical_", None) or []):  # HistGradientBoosting
+        if flag:
+            found[names[index]] = ModelColumn("category", nullable=True)
+    xgboost = _call(model, "get_booster")
+    for index, kind in enumerate(getattr(xgboost, "feature_types", None) or []):  # XGBoost, enable_categorical
+        if kind == "c":
+            found[names[index]] = ModelColumn("category", nullable=True, dtype="category")
+    if not found and _takes_strings(model):
+        return None
+    return found
+
+
+def _call(model: Any, method: str) -> Any:
+    function = getattr(model, method, None)
+    try:
+        return function() if callable(function) else None
+    except Exception:  # not fitted, or a framework error: the model does not say
+        return None
 
 
 def _column_transformer(model: Any) -> Any:
@@ -379,7 +418,8 @@ def _series(column: ColumnInfo, values: list[Any]) -> Any:
     if column.type == "datetime":
         return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", errors="raise")
     if column.dtype == "category":
-        return pd.Categorical([np.nan if value is None else value for value in values], categories=column.levels)
+        known = set(column.levels or [])  # a value outside the levels is a missing one, as pandas will have it
+        return pd.Categorical([value if value in known else np.nan for value in values], categories=column.levels)
     cells = np.empty(len(values), dtype=object)
     cells[:] = [np.nan if value is None else value for value in values]
     if (
