@@ -116,3 +116,71 @@ def test_a_lone_client_is_answered_at_once_not_after_max_wait_ms(served: Served)
             assert response.status_code == 200
             # 30 ms of model time; a batcher that waited for company would take max_wait_ms (1 s)
             assert elapsed < MAX_WAIT_MS / 1000 / 2, elapsed
+
+
+# ---- batching by default ---------------------------------------------------------------------------
+
+BATCHABLE_PY = """\
+import time
+
+
+class Model:
+    batchable = True  # predicts each row of a list on its own
+
+    def load(self, path):
+        pass
+
+    def predict(self, rows):
+        time.sleep(0.03)
+        return [sum(row) for row in rows]
+"""
+UNBATCHED_PY = BATCHABLE_PY.replace("    batchable = True  # predicts each row of a list on its own\n\n", "")
+
+
+@pytest.fixture(scope="module")
+def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """No batching settings in the config: each model gets its loader's default."""
+    folder = tmp_path_factory.mktemp("defaults")
+    project = Project.init(folder / "proj")
+    project.add(save_cloudpickle(folder / "slow.pkl", slow_checked_model()), "slow", example=[[0.1, 0.2, 0.3]])
+    project.add(save_cloudpickle(folder / "off.pkl", slow_checked_model()), "off", example=[[0.1, 0.2, 0.3]])
+    project.set_fields("off", max_batch_size=1)
+    for name, source in (("batchable", BATCHABLE_PY), ("unbatched", UNBATCHED_PY)):
+        (folder / name).mkdir()
+        (folder / name / "model.py").write_text(source)
+        project.add(folder / name, name, example=[[1, 2]])
+    with running_server(project.config) as server:
+        yield server
+
+
+def model_calls(server: ServerProcess, name: str, rows: list[list[float]], clients: int = 12) -> float:
+    """Send `clients` requests at once (each answered with its own outputs); the model calls counted
+    by the batch-size histogram."""
+
+    def call(_index: int) -> httpx.Response:
+        with server.client() as client:
+            return client.post(f"/models/{name}/predict", json={"inputs": rows})
+
+    with ThreadPoolExecutor(clients) as pool:
+        responses = list(pool.map(call, range(clients)))
+    assert all(response.status_code == 200 for response in responses), [r.text for r in responses]
+    assert len({str(response.json()["outputs"]) for response in responses}) == 1
+    with server.client() as client:
+        counts = metric_values(client.get("/metrics").text, "amms_batch_size_rows_count", "model")
+    return counts.get((name,), 0.0)
+
+
+def test_scikit_learn_models_are_batched_unless_the_config_says_otherwise(defaults: ServerProcess) -> None:
+    assert 0 < model_calls(defaults, "slow", [[0.1, 0.2, 0.3]]) < 12
+    assert model_calls(defaults, "off", [[0.1, 0.2, 0.3]]) == 0  # max_batch_size 1: no batcher at all
+
+
+def test_custom_models_are_batched_only_when_they_declare_it(defaults: ServerProcess) -> None:
+    assert 0 < model_calls(defaults, "batchable", [[1, 2], [3, 4]]) < 12
+    with defaults.client() as client:
+        assert client.post("/models/batchable/predict", json={"inputs": [[1, 2], [3, 4]]}).json()["outputs"] == [3, 7]
+    assert model_calls(defaults, "unbatched", [[1, 2]]) == 0
+    with defaults.client() as client:
+        refused = client.post("/models/batchable/predict", json={"inputs": {"a": 1}})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "inputs: model 'batchable' takes a list of rows, got dict"

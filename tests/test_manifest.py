@@ -105,6 +105,7 @@ def test_tabular_scikit_learn_model(published: Published, fmt: str) -> None:
         "feature_names_in": None,
         "columns": None,
         "allows_missing": False,
+        "row_independent": True,  # scikit-learn predicts row by row: batched by default
         "classes": [0, 1],
         "shape": None,
         "dtype": None,

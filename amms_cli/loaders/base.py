@@ -49,6 +49,11 @@ class Model:
     def has_predict_proba(self) -> bool:
         return False
 
+    @property
+    def row_independent(self) -> bool:
+        """Each row is predicted on its own (so requests can be merged into one call and split back)."""
+        return False
+
     def predict_proba(self, inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} gives no class probabilities")
 
@@ -58,6 +63,9 @@ class Model:
 
     def close(self) -> None:
         """Release what the model holds (sessions, files). Called once when a version is unloaded."""
+
+
+ROW_INDEPENDENT_FRAMEWORKS = frozenset({"scikit-learn", "xgboost", "lightgbm", "catboost", "imbalanced-learn"})
 
 
 class ObjectModel(Model):
@@ -77,6 +85,12 @@ class ObjectModel(Model):
     def has_predict_proba(self) -> bool:
         # scikit-learn exposes predict_proba through `available_if`, so hasattr tells the truth
         return callable(getattr(self.obj, "predict_proba", None))
+
+    @property
+    def row_independent(self) -> bool:
+        """Estimators of the libraries known to predict row by row, or an object that says so itself
+        (a custom model class with `batchable = True`)."""
+        return self.framework in ROW_INDEPENDENT_FRAMEWORKS or getattr(self.obj, "batchable", False) is True
 
     def predict_proba(self, inputs: Any) -> Any:
         if not self.has_predict_proba:

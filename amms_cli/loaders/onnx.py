@@ -46,6 +46,11 @@ class OnnxModel(Model):
         return self._run(inputs)[0]
 
     @property
+    def row_independent(self) -> bool:
+        shape = self.input_shape
+        return shape is not None and len(shape) > 0 and shape[0] is None  # a dynamic batch dimension
+
+    @property
     def has_predict_proba(self) -> bool:
         return len(self.output_names) > 1 and "prob" in self.output_names[1].lower()
 

@@ -23,6 +23,7 @@ from amms_cli.repository.versions import Version, VersionPattern
 from amms_cli.servables import SERVABLE_NAMES
 
 DEFAULT_CONFIG_NAME = "amms.json"
+DEFAULT_BATCH_SIZE = 32  # max_batch_size when the entry leaves it out and the model's rows are independent
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 NAME_HELP = "use lowercase letters, digits, '_', '.', '-', starting with a letter or digit"
 JSON_HINT = "fix the JSON there (strings in double quotes; no trailing commas or comments)"
@@ -53,8 +54,14 @@ class ModelEntry(BaseModel):
         default_factory=list, description="Exact versions kept loaded (and routable) beside the served one."
     )
     # strict: JSON true must not pass as 1
-    max_batch_size: int = Field(
-        1, ge=1, le=4096, strict=True, description="Adaptive batching: most rows per model call; 1 turns batching off."
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        strict=True,
+        description="Adaptive batching: most rows per model call; 1 turns batching off. Default: "
+        f"{DEFAULT_BATCH_SIZE} for models whose rows are predicted independently (scikit-learn, the tree "
+        "libraries, ONNX with a batch dimension, batchable custom models), else off.",
     )
     max_wait_ms: float = Field(
         50.0,

@@ -29,7 +29,11 @@ TABLE_SUFFIXES = (".csv",)
 def introspect(model: Model, frame: Any = None, example: Any = None) -> InputInfo:
     """The input facts of a loaded model; `frame` is a DataFrame example, `example` JSON."""
     obj = getattr(model, "obj", None)
-    facts: dict[str, Any] = {"has_predict_proba": model.has_predict_proba, "classes": model.classes}
+    facts: dict[str, Any] = {
+        "has_predict_proba": model.has_predict_proba,
+        "classes": model.classes,
+        "row_independent": model.row_independent,
+    }
     names = feature_names(obj)
     width = feature_count(obj)
     if width is not None:

@@ -53,6 +53,7 @@ class InputInfo(BaseModel):
     feature_names_in: list[str] | None = None
     columns: list[ColumnInfo] | None = None  # named, typed columns (the `dataframe` servable)
     allows_missing: bool = False  # rows of numbers may hold null (NaN): the model imputes or accepts it
+    row_independent: bool = False  # each row's prediction depends on that row only: requests can be batched
     classes: list[Any] | None = None
     shape: list[int | None] | None = None  # ndarray models: per-row shape, None = any size
     dtype: str | None = None

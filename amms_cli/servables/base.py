@@ -45,7 +45,7 @@ class Servable:
     """
 
     name: ClassVar[str] = ""
-    batchable: ClassVar[bool] = True
+    batchable: bool = True  # inputs can be merged by `concat` (a servable may decide per model)
     requirements: ClassVar[tuple[str, ...]] = ()  # distributions the model input needs (pinned in images)
 
     def __init__(self, info: InputInfo, model_name: str) -> None:

@@ -6,16 +6,26 @@ from typing import Any
 
 import numpy as np
 
+from amms_cli.errors import InvalidInput
+from amms_cli.repository.manifest import InputInfo
 from amms_cli.servables.base import Servable, require_non_empty
 from amms_cli.servables.tensors import INPUT_NAME, Tensor, TensorSpec, datatype_of_values
 
 
 class Custom(Servable):
+    """A custom model that declares itself batchable (`batchable = True` on its class) takes a list of
+    rows and returns one output per row: such requests are merged into one call."""
+
     name = "custom"
-    batchable = False
+
+    def __init__(self, info: InputInfo, model_name: str) -> None:
+        super().__init__(info, model_name)
+        self.batchable = info.row_independent
 
     def parse(self, value: Any) -> Any:
         require_non_empty(value)
+        if self.batchable and not isinstance(value, list):
+            raise InvalidInput(f"inputs: model '{self.model_name}' takes a list of rows, got {type(value).__name__}")
         return value
 
     def from_columns(self, columns: dict[str, Any]) -> Any:
@@ -36,7 +46,10 @@ class Custom(Servable):
         return TensorSpec(INPUT_NAME, datatype_of_values(example), [-1, *array.shape[1:]])
 
     def count(self, model_input: Any) -> int:
-        return 1
+        return len(model_input) if self.batchable else 1
+
+    def concat(self, model_inputs: list[Any]) -> Any:
+        return [row for rows in model_inputs for row in rows]
 
     def schema(self) -> dict[str, Any]:
         return {"description": "any JSON value; the model's own predict() interprets it"}

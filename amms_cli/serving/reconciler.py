@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 from amms_cli.errors import AmmsError, ConfigError
 from amms_cli.loaders import LOADERS
-from amms_cli.project.config import AmmsConfig, ModelEntry, load_config
+from amms_cli.project.config import DEFAULT_BATCH_SIZE, AmmsConfig, ModelEntry, load_config
+from amms_cli.repository.manifest import Manifest
 from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
 from amms_cli.serving import gc_freeze
 from amms_cli.serving.failures import FailureMemory
@@ -163,9 +164,10 @@ class Reconciler:
         name = entry.model_name
         serial = LOADERS[item.manifest.loader].predicts_serially
         batching = None
-        if entry.max_batch_size > 1 and checked.servable.batchable:
+        size = batch_size(entry, item.manifest)
+        if size > 1 and checked.servable.batchable:
             on_batch = self.metrics.batch_size.labels(name).observe
-            batching = BatchSettings(entry.max_batch_size, entry.max_wait_ms, on_batch)
+            batching = BatchSettings(size, entry.max_wait_ms, on_batch)
         return LoadedVersion(
             name=name,
             version=item.version,
@@ -206,6 +208,13 @@ class Reconciler:
         }
         self.metrics.loaded_versions.labels(entry.model_name).set(0)
         return ModelView(entry, None, {}, statuses)
+
+
+def batch_size(entry: ModelEntry, manifest: Manifest) -> int:
+    """The entry's max_batch_size, or by default batching on for models whose rows are independent."""
+    if entry.max_batch_size is not None:
+        return entry.max_batch_size
+    return DEFAULT_BATCH_SIZE if manifest.input.row_independent else 1
 
 
 def _carried_over(entry: ModelEntry, view: ModelView | None) -> ModelView:
