@@ -150,7 +150,7 @@ def test_missing_model_file(project: Project) -> None:
     ("artifact", "expected"),
     [
         ("truncated", "pickle load failed: UnpicklingError: pickle data was truncated"),
-        ("random", "cannot tell the format of random.pkl: not a pickle, joblib or ONNX file"),
+        ("random", "random.pkl is named like a pickle file, but its content is not one (truncated or corrupt?)"),
     ],
 )
 def test_corrupt_model_file_is_refused_and_nothing_is_published(

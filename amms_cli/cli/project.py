@@ -16,6 +16,18 @@ from amms_cli.loaders import FORMATS
 from amms_cli.project import authoring, listing
 from amms_cli.repository.versions import BumpPart
 
+TrustOption = Annotated[
+    str | None,
+    typer.Option(
+        help="skops files: comma-separated types to trust beyond skops' defaults (their names are in the "
+        "refusal), recorded in the manifest. Default for bump-version: the previous version's."
+    ),
+]
+
+
+def parse_trust(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
 
 @app.command()
 def init(
@@ -48,11 +60,14 @@ def add_model(
     ] = None,
     example: Annotated[
         str | None,
-        typer.Option(help="Example input as JSON or a JSON file; checked, then recorded for docs and smoke checks."),
+        typer.Option(
+            help="Example input: JSON, a JSON file, or a .csv of rows; checked, recorded for docs and smoke checks."
+        ),
     ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help=f"Override format detection: {', '.join(FORMATS)}.")
     ] = None,
+    trust: TrustOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Publish a model file as version 1.0.0 and add it to the config.
@@ -73,6 +88,7 @@ def add_model(
             aspired=aspired,
             example=authoring.parse_example(example),
             fmt=fmt,
+            trust=parse_trust(trust),
         )
     manifest = result.published.manifest
     assert manifest is not None
@@ -105,6 +121,7 @@ def bump_version(
     example: Annotated[
         str | None, typer.Option(help="Example input (JSON or file); default: the previous version's.")
     ] = None,
+    trust: TrustOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Publish the next version of a model.
@@ -116,7 +133,13 @@ def bump_version(
     part: BumpPart = "major" if major else "minor" if minor else "patch"
     with err.status(f"Publishing the next {part} version of {escape(name)}…"):
         result = authoring.bump_version(
-            config, name, source=path, part=part, aspire=aspire, example=authoring.parse_example(example)
+            config,
+            name,
+            source=path,
+            part=part,
+            aspire=aspire,
+            example=authoring.parse_example(example),
+            trust=parse_trust(trust),
         )
     before = str(result.previous) if result.previous else "none"
     out.print(f"{escape(name)} {before} → [bold]{result.published.version}[/]")

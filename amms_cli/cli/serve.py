@@ -12,11 +12,13 @@ from rich.markup import escape
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
 from amms_cli.cli.console import err
 from amms_cli.errors import AmmsError
-from amms_cli.loaders import FORMATS
+from amms_cli.loaders import FORMATS, LOADERS
 from amms_cli.project.config import load_config
 from amms_cli.serving.settings import ServeSettings
 
 DEFAULT = ServeSettings.default
+SAFE_FORMATS = [name for name in FORMATS if not LOADERS[name].runs_code]
+CODE_FORMATS = [name for name in FORMATS if LOADERS[name].runs_code]
 MIB = 1024 * 1024
 
 
@@ -66,8 +68,9 @@ def serve(
     allow_frameworks: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated loaders to allow, e.g. 'onnx' to refuse formats that run code when loaded "
-            f"(known: {', '.join(FORMATS)})."
+            help="Comma-separated loaders to allow; the others' versions are refused (FAILED). Formats that run "
+            f"no code when loaded: {', '.join(SAFE_FORMATS)}; the others run code from the file: "
+            f"{', '.join(CODE_FORMATS)}."
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = DEFAULT("log_level"),

@@ -10,13 +10,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from amms_cli.errors import AmmsError, ModelLoadError, RepositoryError
-from amms_cli.loaders.base import LoaderFacts, Model, jsonable
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, jsonable
+from amms_cli.loaders.catboost import CATBOOST
 from amms_cli.loaders.custom import CUSTOM, MODEL_FILE
+from amms_cli.loaders.huggingface import TRANSFORMERS
+from amms_cli.loaders.keras import KERAS
+from amms_cli.loaders.lightgbm import LIGHTGBM
+from amms_cli.loaders.mlflow import MLFLOW
 from amms_cli.loaders.onnx import ONNX
 from amms_cli.loaders.pickle_family import CLOUDPICKLE, JOBLIB, PICKLE
+from amms_cli.loaders.skops import SKOPS
+from amms_cli.loaders.torch import TORCH_EXPORT, TORCHSCRIPT
+from amms_cli.loaders.xgboost import XGBOOST
 from amms_cli.repository.manifest import Manifest, verify_artifacts
 
-LOADERS: dict[str, LoaderFacts] = {facts.name: facts for facts in (CUSTOM, ONNX, JOBLIB, CLOUDPICKLE, PICKLE)}
+# In detection order: folders first (a model.py wins over the files beside it), then files whose
+# content names them, pickles last (joblib and cloudpickle files are pickles too).
+_IN_DETECTION_ORDER = (
+    CUSTOM,
+    MLFLOW,
+    TRANSFORMERS,
+    ONNX,
+    XGBOOST,
+    LIGHTGBM,
+    CATBOOST,
+    SKOPS,
+    KERAS,
+    TORCHSCRIPT,
+    TORCH_EXPORT,
+    JOBLIB,
+    CLOUDPICKLE,
+    PICKLE,
+)
+LOADERS: dict[str, LoaderFacts] = {facts.name: facts for facts in _IN_DETECTION_ORDER}
 FORMATS = tuple(sorted(LOADERS))  # for help texts
 
 
@@ -25,13 +51,23 @@ def detect_format(path: Path) -> str:
     for facts in LOADERS.values():
         if facts.detect(path):
             return facts.name
+    for facts in LOADERS.values():
+        explained = facts.misfit(path) if facts.misfit is not None else None
+        if explained is not None:
+            raise RepositoryError(explained[0], hint=explained[1])
+    named = next((facts.name for facts in LOADERS.values() if path.suffix.lower() in facts.suffixes), None)
+    if named is not None:
+        raise RepositoryError(
+            f"{path.name} is named like a {named} file, but its content is not one (truncated or corrupt?)",
+            hint=f"save the model again, or pass --format {named} to see the {named} loader's own error",
+        )
     if path.is_dir():
         raise RepositoryError(
             f"{path} is a folder without {MODEL_FILE}",
             hint=f"a custom model folder needs a {MODEL_FILE} with a class that has load() and predict()",
         )
     raise RepositoryError(
-        f"cannot tell the format of {path.name}: not a pickle, joblib or ONNX file",
+        f"cannot tell the format of {path.name}: not a file of any format amms knows ({', '.join(FORMATS)})",
         hint=f"pass --format {'|'.join(FORMATS)} if you know it",
     )
 
@@ -47,7 +83,7 @@ def load_version(version_dir: Path, manifest: Manifest) -> Model:
     if facts is None:
         raise ModelLoadError(f"unknown loader '{manifest.loader}' (known: {', '.join(LOADERS)})")
     try:
-        return facts.load(entrypoint_path(version_dir, manifest))
+        return facts.load(entrypoint_path(version_dir, manifest), LoadOptions(tuple(manifest.trusted_types)))
     except AmmsError:
         raise
     except Exception as exc:
@@ -55,4 +91,14 @@ def load_version(version_dir: Path, manifest: Manifest) -> Model:
         raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {reason}") from exc
 
 
-__all__ = ["FORMATS", "LOADERS", "LoaderFacts", "Model", "detect_format", "entrypoint_path", "jsonable", "load_version"]
+__all__ = [
+    "FORMATS",
+    "LOADERS",
+    "LoadOptions",
+    "LoaderFacts",
+    "Model",
+    "detect_format",
+    "entrypoint_path",
+    "jsonable",
+    "load_version",
+]

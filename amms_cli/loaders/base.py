@@ -4,14 +4,23 @@ loading runs code, what to pin, where it predicts), the model interface its load
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from amms_cli.errors import PredictionError
+from amms_cli.errors import ModelLoadError, PredictionError
+from amms_cli.repository.manifest import ColumnInfo
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the publisher decided about loading a version, recorded in its manifest."""
+
+    trusted_types: tuple[str, ...] = ()  # skops: types trusted beyond skops' own defaults
 
 
 @dataclass(frozen=True)
@@ -20,7 +29,7 @@ class LoaderFacts:
 
     name: str  # the manifest's `loader` and `--format NAME`
     description: str  # what files it takes, for help texts
-    load: Callable[[Path], Model]
+    load: Callable[[Path, LoadOptions], Model]
     detect: Callable[[Path], bool]  # from the file's content (or folder): is this one of mine?
     runs_code: bool  # loading executes code from the artifact (see README "Security")
     modules_named: Callable[[Path], set[str]]  # modules the artifact itself names, read without loading it
@@ -28,10 +37,29 @@ class LoaderFacts:
     predicts_serially: bool = False  # GIL-bound: one call at a time, on a thread of the model's own
     folder: bool = False  # the artifact is a folder, not one file
     servable: str | None = None  # the input kind it always takes, unless the config says otherwise
+    suffixes: tuple[str, ...] = ()  # how its files are usually named (detection is by content)
+    # files that look like this format's but that it cannot serve: (what they are, what to do)
+    misfit: Callable[[Path], tuple[str, str] | None] | None = None
 
 
 def no_modules(path: Path) -> set[str]:
     return set()
+
+
+def head_of(path: Path, size: int = 16) -> bytes:
+    """The first bytes of a file (nothing for a folder), for detection by content."""
+    if not path.is_file():
+        return b""
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def missing_extra(extra: str, module: str | None = None) -> ModelLoadError:
+    """The error for a format whose library is not installed, naming the pip install to run."""
+    return ModelLoadError(
+        f"{extra} models need the {module or extra} library, which is not installed",
+        hint=f"pip install 'amms_cli[{extra}]'",
+    )
 
 
 class Model:
@@ -41,6 +69,8 @@ class Model:
     # Formats that declare their input tensor (ONNX) set these; per-row shape has None for any size.
     input_shape: list[int | None] | None = None
     input_dtype: Any = None  # a numpy dtype
+    input_columns: list[ColumnInfo] | None = None  # formats that declare named columns (MLflow signatures)
+    requirements: Mapping[str, str] = MappingProxyType({})  # pins the saved model declares (MLflow)
 
     def predict(self, inputs: Any) -> Any:
         raise NotImplementedError
@@ -63,6 +93,47 @@ class Model:
 
     def close(self) -> None:
         """Release what the model holds (sessions, files). Called once when a version is unloaded."""
+
+
+class ScoreModel(Model):
+    """A booster that returns scores: probabilities of the positive class (binary), one per class
+    (multiclass), or values (regression). Labels are class ids 0..k-1, as the booster was trained on."""
+
+    def __init__(self, framework: str, kind: str, n_classes: int) -> None:
+        self.framework = framework
+        self.kind = kind  # "binary", "multiclass" or "regression"
+        self.n_classes = n_classes
+
+    def scores(self, inputs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, inputs: Any) -> Any:
+        scores = self.scores(inputs)
+        if self.kind == "binary":
+            return (scores > 0.5).astype(np.int64)
+        if self.kind == "multiclass":
+            return np.argmax(scores, axis=1).astype(np.int64)
+        return scores
+
+    @property
+    def has_predict_proba(self) -> bool:
+        return self.kind != "regression"
+
+    def predict_proba(self, inputs: Any) -> Any:
+        scores = self.scores(inputs)
+        if self.kind == "binary":
+            return np.column_stack([1.0 - scores, scores])
+        if self.kind == "multiclass":
+            return scores
+        return super().predict_proba(inputs)
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return list(range(self.n_classes)) if self.kind != "regression" else None
+
+    @property
+    def row_independent(self) -> bool:
+        return True
 
 
 ROW_INDEPENDENT_FRAMEWORKS = frozenset({"scikit-learn", "xgboost", "lightgbm", "catboost", "imbalanced-learn"})

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import LoaderFacts, ObjectModel
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, ObjectModel
 
 MODEL_FILE = "model.py"
 
@@ -68,7 +68,7 @@ class CustomModel(ObjectModel):
         sys.modules.pop(self.module_name, None)
 
 
-def load(folder: Path) -> CustomModel:
+def load(folder: Path, options: LoadOptions) -> CustomModel:
     module = _import_file(folder / MODEL_FILE)
     instance = find_model_class(module)()
     instance.load(str(folder))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import LoaderFacts, Model, no_modules
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, no_modules
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -72,7 +72,7 @@ class OnnxModel(Model):
         del self.session
 
 
-def load(path: Path) -> Model:
+def load(path: Path, options: LoadOptions) -> Model:
     return OnnxModel(path)
 
 
@@ -84,6 +84,7 @@ ONNX = LoaderFacts(
     name="onnx",
     description=".onnx files, run by onnxruntime (pip install 'amms_cli[onnx]')",
     load=load,
+    suffixes=(".onnx",),
     detect=_is_onnx,
     runs_code=False,
     modules_named=no_modules,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from amms_cli.loaders.base import LoaderFacts, Model, ObjectModel
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, ObjectModel
 
 _FRAMEWORKS = {
     "sklearn": "scikit-learn",
@@ -51,8 +51,8 @@ def framework_of(obj: Any) -> str:
     return _FRAMEWORKS.get(root, root if root not in {"__main__", "builtins"} else "python")
 
 
-def _loader(read: Callable[[Path], Any]) -> Callable[[Path], Model]:
-    def load(path: Path) -> Model:
+def _loader(read: Callable[[Path], Any]) -> Callable[[Path, LoadOptions], Model]:
+    def load(path: Path, options: LoadOptions) -> Model:
         obj = read(path)
         return ObjectModel(obj, framework_of(obj))
 
@@ -119,6 +119,7 @@ def _facts(
     read: Callable[[Path], Any],
     detect: Callable[[Path], bool],
     requirements: tuple[str, ...] = (),
+    suffixes: tuple[str, ...] = (),
 ) -> LoaderFacts:
     """The three formats differ in how they are read and recognised, and in the library reading needs;
     each runs code when loaded, names its modules in its opcodes, and holds the GIL while predicting."""
@@ -131,12 +132,15 @@ def _facts(
         modules_named=modules_named,
         requirements=requirements,
         predicts_serially=True,
+        suffixes=suffixes,
     )
 
 
 # In detection order: joblib and cloudpickle files are pickles too, so plain pickle comes last.
-JOBLIB = _facts("joblib", "joblib.dump files (compressed or not)", read_joblib, _is_joblib, ("joblib",))
+JOBLIB = _facts(
+    "joblib", "joblib.dump files (compressed or not)", read_joblib, _is_joblib, ("joblib",), (".joblib", ".jbl")
+)
 CLOUDPICKLE = _facts(
     "cloudpickle", "cloudpickle files (lambdas, local classes)", read_cloudpickle, _is_cloudpickle, ("cloudpickle",)
 )
-PICKLE = _facts("pickle", "pickle files (protocol 2 or later)", read_pickle, _is_pickle)
+PICKLE = _facts("pickle", "pickle files (protocol 2 or later)", read_pickle, _is_pickle, suffixes=(".pkl", ".pickle"))

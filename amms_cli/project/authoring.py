@@ -89,6 +89,7 @@ def add_model(
     aspired: str | None = None,
     example: Any = None,
     fmt: str | None = None,
+    trust: list[str] | None = None,
 ) -> PublishResult:
     config = load_config(config_path)
     _check_new_name(config, name)
@@ -107,7 +108,9 @@ def add_model(
         )
     created = not folder.exists()
     try:
-        published = _publish_new(folder, parsed_version, source, name=name, fmt=fmt, servable=servable, example=example)
+        published = _publish_new(
+            folder, parsed_version, source, name=name, fmt=fmt, servable=servable, example=example, trust=trust or []
+        )
     except BaseException:
         if created:  # a failed first version leaves no empty model folder behind
             _remove_if_empty(folder)
@@ -150,6 +153,7 @@ def bump_version(
     part: BumpPart = "patch",
     aspire: bool = False,
     example: Any = None,
+    trust: list[str] | None = None,
 ) -> PublishResult:
     config = load_config(config_path)
     entry = config.entry(name)
@@ -172,7 +176,11 @@ def bump_version(
         servable = entry.servable_name or (reference.servable_name if reference else None)
         if example is None and reference is not None:
             example = reference.input.smoke_example  # the previous version's, if its publisher gave one
-        published = _publish_new(folder, next_version, source, name=name, fmt=None, servable=servable, example=example)
+        if trust is None:
+            trust = reference.trusted_types if reference is not None else []
+        published = _publish_new(
+            folder, next_version, source, name=name, fmt=None, servable=servable, example=example, trust=trust
+        )
     entry, reason = _maybe_aspire(config, entry, published.version, aspire)
     below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
     return PublishResult(entry, published, max(below) if below else None, reason)
@@ -218,6 +226,7 @@ def _publish_new(
     fmt: str | None,
     servable: str | None,
     example: Any,
+    trust: list[str],
 ) -> VersionOnDisk:
     source = source.expanduser()
     if not source.exists():
@@ -235,6 +244,7 @@ def _publish_new(
             servable=servable,
             example=None if table else example,
             example_table=table,
+            trusted_types=trust,
         )
         trial = trial_load(request)
         return Manifest(
@@ -249,6 +259,7 @@ def _publish_new(
             entrypoint=entrypoint,
             python_version=trial.python_version,
             requirements=trial.requirements,
+            trusted_types=trust,
             input=trial.input,
             outputs=trial.outputs,
         )

@@ -34,14 +34,16 @@ def introspect(model: Model, frame: Any = None, example: Any = None) -> InputInf
         "classes": model.classes,
         "row_independent": model.row_independent,
     }
-    names = feature_names(obj)
-    width = feature_count(obj)
+    declared = model.input_columns  # a format that declares its columns (an MLflow signature)
+    names = [column.name for column in declared] if declared is not None else feature_names(obj)
+    width = len(declared) if declared is not None else feature_count(obj)
     if width is not None:
         facts["n_features_in"] = width
         facts["allows_missing"] = allows_missing(obj)
     if names is not None:
         facts["feature_names_in"] = names
-        facts["columns"] = merge_columns(names, _example_columns(frame, example), columns_of_model(obj, names))
+        known = declared if declared is not None else _example_columns(frame, example)
+        facts["columns"] = merge_columns(names, known, columns_of_model(obj, names))
     shape = model.input_shape
     if shape is not None:
         facts["shape"] = shape
@@ -80,7 +82,22 @@ def _lightgbm_names(obj: Any) -> Any:
     return obj.booster_.feature_name()
 
 
-_NAME_READERS: tuple[Callable[[Any], Any], ...] = (_sklearn_names, _catboost_names, _xgboost_names, _lightgbm_names)
+def _xgboost_booster_names(obj: Any) -> Any:
+    return obj.feature_names if callable(getattr(obj, "num_features", None)) else None
+
+
+def _lightgbm_booster_names(obj: Any) -> Any:
+    return obj.feature_name()
+
+
+_NAME_READERS: tuple[Callable[[Any], Any], ...] = (
+    _sklearn_names,
+    _catboost_names,
+    _xgboost_names,
+    _lightgbm_names,
+    _xgboost_booster_names,
+    _lightgbm_booster_names,
+)
 
 
 def _generic_names(names: list[Any]) -> bool:
@@ -117,7 +134,22 @@ def _lightgbm_count(obj: Any) -> Any:
     return obj.booster_.num_feature()
 
 
-_COUNT_READERS: tuple[Callable[[Any], Any], ...] = (_sklearn_count, _catboost_count, _xgboost_count, _lightgbm_count)
+def _xgboost_booster_count(obj: Any) -> Any:
+    return obj.num_features()
+
+
+def _lightgbm_booster_count(obj: Any) -> Any:
+    return obj.num_feature()
+
+
+_COUNT_READERS: tuple[Callable[[Any], Any], ...] = (
+    _sklearn_count,
+    _catboost_count,
+    _xgboost_count,
+    _lightgbm_count,
+    _xgboost_booster_count,
+    _lightgbm_booster_count,
+)
 
 
 def _example_columns(frame: Any, example: Any) -> list[ColumnInfo] | None:

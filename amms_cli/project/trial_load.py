@@ -10,6 +10,7 @@ example.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from amms_cli.errors import AmmsError, InvalidInput, ModelLoadError
-from amms_cli.loaders import LOADERS, Model, jsonable
+from amms_cli.loaders import LOADERS, LoadOptions, Model, jsonable
 from amms_cli.project.input_facts import default_servable, introspect, read_table, records_of
 from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, InputInfo, OutputInfo
 from amms_cli.servables import Servable, make_servable
@@ -58,6 +59,7 @@ class TrialRequest(BaseModel):
     servable: str | None  # None: choose one from the model
     example: Any  # JSON, or None
     example_table: Path | None = None  # a data file (CSV) whose first rows are the example
+    trusted_types: list[str] = []  # skops: types trusted beyond skops' defaults
 
 
 def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
@@ -68,7 +70,10 @@ def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
         asked.write_text(request.model_dump_json())
         command = [sys.executable, "-m", "amms_cli.project.trial_load", str(asked), str(answer)]
         try:
-            child = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+            # errors="replace": a library may print the bytes of a broken file (LightGBM does)
+            child = subprocess.run(
+                command, capture_output=True, text=True, errors="replace", timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired:
             raise ModelLoadError(f"loading {path.name} took longer than {timeout_s:.0f} s") from None
         if not answer.exists():
@@ -83,7 +88,7 @@ def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
 def inspect_model(request: TrialRequest) -> TrialResult:
     """Load, learn the input facts, choose the servable and predict the example (in the child)."""
     facts = LOADERS[request.loader]
-    model = facts.load(request.path)
+    model = facts.load(request.path, LoadOptions(tuple(request.trusted_types)))
     frame = read_table(request.example_table) if request.example_table is not None else None
     example = records_of(frame) if frame is not None else request.example
     info = introspect(model, frame, example)
@@ -96,7 +101,8 @@ def inspect_model(request: TrialRequest) -> TrialResult:
         model_class=_class_name(model),
         servable_name=servable.name,
         python_version=platform.python_version(),
-        requirements=requirements_for(modules, (*facts.requirements, *servable.requirements)),
+        requirements=requirements_for(modules, (*facts.requirements, *servable.requirements))
+        | dict(model.requirements),
         input=info.model_copy(update={"example": example, "example_given": example is not None}),
         outputs=outputs,
     )
@@ -137,8 +143,10 @@ def _class_name(model: Model) -> str:
 
 
 def _model_modules(model: Model) -> set[str]:
+    """The modules of the model's class and of every class it inherits from: a scikit-learn wrapper
+    (XGBClassifier, LGBMClassifier) needs scikit-learn to be imported, though it never names it."""
     target = getattr(model, "obj", None)
-    roots = {type(target).__module__} if target is not None else set()
+    roots = {cls.__module__ for cls in type(target).__mro__} if target is not None else set()
     if "numpy" in sys.modules:
         roots.add("numpy")
     return roots
@@ -152,6 +160,8 @@ def requirements_for(modules: set[str], needed: tuple[str, ...]) -> dict[str, st
     roots = {r for r in roots if r and not r.startswith("_") and r not in sys.stdlib_module_names}
     names = {dist for root in roots for dist in providers.get(root, [])}
     names.update(needed)
+    if "keras" in roots:
+        names.update(providers.get(_keras_backend(), []))  # Keras runs on a backend it never names
     names.discard("amms_cli")
     pins = {}
     for name in sorted(names, key=str.lower):
@@ -160,6 +170,15 @@ def requirements_for(modules: set[str], needed: tuple[str, ...]) -> dict[str, st
         except importlib.metadata.PackageNotFoundError:
             continue
     return pins
+
+
+def _keras_backend() -> str:
+    """The backend Keras runs on in this process (the model's loader or model.py imported it)."""
+    keras = sys.modules.get("keras")
+    config = getattr(keras, "config", None)
+    if config is not None and callable(getattr(config, "backend", None)):
+        return str(config.backend())
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _main(request_path: str, result_path: str) -> int:

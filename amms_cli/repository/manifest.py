@@ -94,6 +94,7 @@ class Manifest(BaseModel):
     entrypoint: str  # the artifact the loader opens (a file name, or "." for a custom model folder)
     python_version: str
     requirements: dict[str, str] = Field(default_factory=dict)  # distribution -> version it was saved with
+    trusted_types: list[str] = Field(default_factory=list)  # skops: types the publisher trusted (--trust)
     input: InputInfo = Field(default_factory=InputInfo)
     outputs: dict[str, OutputInfo] = Field(default_factory=dict)  # "predict", "predict_proba"; {} = unknown
 
