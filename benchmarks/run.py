@@ -254,7 +254,16 @@ def targets(rows: list[Row]) -> list[Target]:
     found.append(Target("rf 64 conns, amms-batched errors", None if rf_64 is None else rf_64.errors, 0, True))
     most = max((r.connections for r in rows if r.model == "rf"), default=64)  # the label when rf was not run
     found.append(ratio_target(f"rf {most} conns: amms --workers 2 / 1", 1.0, rows, "amms-2workers", "amms", "rf", most))
-    return found + table_targets(rows)
+    return found + default_targets(rows) + table_targets(rows)
+
+
+def default_targets(rows: list[Row]) -> list[Target]:
+    """Fast by default (issue 17): the plain `amms` server, with no batching settings, batches the
+    models whose rows are independent: well ahead of the floor under load, free at one connection."""
+    return [
+        ratio_target("rf 8 conns, defaults: amms / floor", 3.0, rows, "amms", "floor", "rf", 8),
+        ratio_target("iris_lr 1 conn, defaults: amms / floor", 0.95, rows, "amms", "floor", "iris_lr", 1),
+    ]
 
 
 def table_targets(rows: list[Row]) -> list[Target]:

@@ -93,7 +93,8 @@ def amms(*args: str, cwd: Path) -> None:
 
 
 def build_repository(models: list[BenchModel], folder: Path) -> Path:
-    """`amms init` and `amms add-model` for each model; returns the config (batching off).
+    """`amms init` and `amms add-model` for each model; returns the config (no batching settings: each
+    model gets amms' default, batching on for these row-independent models).
     The folder is the benchmark's own scratch space: a repository left there by a previous run goes."""
     shutil.rmtree(folder, ignore_errors=True)
     amms("init", str(folder), cwd=folder.parent)
