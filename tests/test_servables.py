@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from amms_cli.errors import InvalidInput
+from amms_cli.project.model_columns import columns_of_frame
 from amms_cli.repository.manifest import ColumnInfo, InputInfo
 from amms_cli.servables import JsonInputs, NamedColumns, Servable, Tensor, make_servable
-from amms_cli.servables.columns import columns_of_frame
 from amms_cli.servables.tabular import columns_to_records
 from amms_cli.servables.tensors import TensorSpec, datatype_of_values
 

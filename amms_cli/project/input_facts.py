@@ -13,14 +13,14 @@ import numpy as np
 
 from amms_cli.errors import ConfigError
 from amms_cli.loaders import LoaderFacts, Model
-from amms_cli.repository.manifest import ColumnInfo, InputInfo
-from amms_cli.servables.columns import (
+from amms_cli.project.model_columns import (
     allows_missing,
     columns_of_frame,
     columns_of_model,
     columns_of_records,
     merge_columns,
 )
+from amms_cli.repository.manifest import ColumnInfo, InputInfo
 
 EXAMPLE_ROWS = 2  # rows of a data file recorded as the example
 TABLE_SUFFIXES = (".csv",)
