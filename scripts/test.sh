@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/system-deps.sh
 .venv/bin/ruff check amms_cli tests benchmarks examples
 .venv/bin/ruff format --check amms_cli tests benchmarks examples
 .venv/bin/lint-imports

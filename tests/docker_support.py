@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import docker
+import httpx
 import pytest
 from docker.errors import DockerException
 from docker.models.containers import Container
 from docker.models.images import Image
+from server_support import free_port, wait_until
 
 from amms_cli.docker import engine
+from amms_cli.docker.engine import RunRequest
 from amms_cli.docker.render import STAGE_LABEL
 from amms_cli.errors import EngineError
 
@@ -30,6 +33,23 @@ def engine_or_skip() -> docker.DockerClient:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{exc.message} ({REQUIRE_ENV}=1, so Docker tests must not skip)")
         pytest.skip(f"{exc.message} (set {REQUIRE_ENV}=1 to fail instead)")
+
+
+def serve_image(leftovers: DockerLeftovers, tag: str, timeout: float = 90) -> str:
+    """Run `tag` on a free local port (removed with the other leftovers) and return its URL once
+    /health/ready answers 200; the container's log tail fails the test otherwise."""
+    port = free_port()
+    container = leftovers.container(engine.run_container(leftovers.client, RunRequest(tag, port)))
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(ready, timeout=timeout, interval=0.2), container.logs().decode()[-3000:]
+    return url
 
 
 @contextlib.contextmanager

@@ -206,5 +206,24 @@ def publish_custom(model_folder: Path, version: str, source: str, example: objec
     publish_version(model_folder, Version.parse(version), fill)
 
 
+# a custom model whose every prediction takes a second
+SLOW_PREDICT = """
+import time
+
+class Model:
+    def load(self, path):
+        pass
+
+    def predict(self, inputs):
+        time.sleep(1.0)
+        return inputs
+"""
+
+
+def add_entries(config: Path, *entries: dict[str, object]) -> None:
+    """Append raw entries to a config file (fields and states the CLI would not write)."""
+    config.write_text(json.dumps([*json.loads(config.read_text()), *entries]))
+
+
 def custom_entry(name: str, **fields: object) -> dict[str, object]:
     return {"model_name": name, "aspired_version": "1.x", "servable_name": "custom", **fields}

@@ -11,7 +11,7 @@ import amms_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(amms_cli.__file__).resolve().parent
-TOP_LEVEL_ALLOWED = {"__init__", "__main__", "errors"}
+TOP_LEVEL_ALLOWED = {"__init__", "__main__", "errors", "version"}
 
 
 def contract_layers() -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 from projects import Project, amms_env, error_of, run_amms
 from sklearn.linear_model import LogisticRegression
 
+import amms_cli
 from amms_cli.errors import RepositoryError
 from amms_cli.loaders import detect_format
 from amms_cli.project import authoring
@@ -32,10 +33,10 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 def list_table(project: Project, *args: str) -> dict[str, dict[str, str]]:
     """The `amms list` table: model name -> {column title: cell}."""
     lines = ok(project.run("list", *args)).splitlines()
-    header = next(line for line in lines if "versions on disk" in line)
-    titles = [cell.strip() for cell in header.strip("┃").split("┃")]
-    rows = [line for line in lines if line.startswith("│ ")]
-    cells = [dict(zip(titles, (cell.strip() for cell in row.strip("│").split("│")), strict=True)) for row in rows]
+    header = next(line for line in lines if "on disk" in line)
+    titles = [cell.strip() for cell in header.split("┃")]
+    rows = [line for line in lines if "│" in line and line.split("│")[0].strip()]  # first line of each row
+    cells = [dict(zip(titles, (cell.strip() for cell in row.split("│")), strict=True)) for row in rows]
     return {row["model"]: row for row in cells}
 
 
@@ -239,7 +240,7 @@ def test_bump_of_a_model_without_example_records_none(seeded: Project, tmp_path:
     manifest = seeded.manifest("tabular_pickle", "1.0.1")
     assert manifest["input"]["n_features_in"] == 2 * features.shape[1]
     assert (manifest["input"]["example"], manifest["input"]["example_given"]) == (None, False)
-    assert list_row(seeded, "tabular_pickle")["smoke check"] == "none: no example"
+    assert list_row(seeded, "tabular_pickle")["example"] == "none"
 
 
 def test_bump_outside_the_aspired_pattern_warns_and_aspire_updates_the_entry(seeded: Project) -> None:
@@ -248,14 +249,14 @@ def test_bump_outside_the_aspired_pattern_warns_and_aspire_updates_the_entry(see
     assert result.stderr == (
         "warning: 2.0.0 will not be served: 'tabular_pickle' aspires to 1.x (pass --aspire to update the entry)\n"
     )
-    assert list_row(seeded, "tabular_pickle")["would serve"] == "1.0.0"
+    assert list_row(seeded, "tabular_pickle")["serves"] == "1.0.0"
 
     result = seeded.run("bump-version", "tabular_pickle", "--major", "--aspire")
     assert ok(result) == "tabular_pickle 2.0.0 → 3.0.0\n"
     assert result.stderr == ""
     entry = next(e for e in seeded.entries() if e["model_name"] == "tabular_pickle")
     assert entry["aspired_version"] == "3.x"
-    assert list_row(seeded, "tabular_pickle")["would serve"] == "3.0.0"
+    assert list_row(seeded, "tabular_pickle")["serves"] == "3.0.0"
 
 
 @pytest.mark.parametrize(("aspired", "updated"), [("1.0.x", "1.1.x"), ("1.0.0", "1.1.0")])
@@ -275,7 +276,7 @@ def test_semver_order_picks_1_10_0_over_1_9_0(tmp_path: Path, artifacts: dict[st
     newer = 2_000_000_000  # 1.9.0 becomes the newest folder by time: order must not depend on it
     os.utime(project.models / "iris" / "1.9.0", (newer, newer))
     row = list_row(project, "iris")
-    assert (row["versions on disk"], row["would serve"]) == ("1.9.0, 1.10.0", "1.10.0")
+    assert (row["on disk"], row["serves"]) == ("1.9.0, 1.10.0", "1.10.0")
     assert ok(project.run("bump-version", "iris")) == "iris 1.10.0 → 1.10.1\n"
 
 
@@ -313,8 +314,8 @@ def test_list_shows_the_version_each_pattern_serves(many_versions: Project, tmp_
     table = list_table(project)
     for number, (aspired, version) in enumerate(served.items()):
         row = table[f"m{number}"]
-        assert row["versions on disk"] == "1.0.0, 1.1.0, 1.2.0, 1.2.1, 2.0.0"
-        assert (row["aspired"], row["would serve"], row["problems"]) == (aspired, version, "")
+        assert row["on disk"] == "1.0.0, 1.1.0, 1.2.0, 1.2.1, 2.0.0"
+        assert (row["aspired"], row["serves"], row.get("problems", "")) == (aspired, version, "")
 
 
 def test_list_shows_every_model(published: Published) -> None:
@@ -322,8 +323,19 @@ def test_list_shows_every_model(published: Published) -> None:
     table = list_table(project)
     for name, framework in [("tabular_pickle", "scikit-learn"), ("tabular_onnx", "onnx"), ("custom_model", "custom")]:
         row = table[name]
-        assert (row["versions on disk"], row["aspired"], row["would serve"]) == ("1.0.0", "1.x", "1.0.0")
-        assert (row["framework"], row["problems"]) == (framework, "")
+        assert (row["on disk"], row["aspired"], row["serves"]) == ("1.0.0", "1.x", "1.0.0")
+        assert (row["framework"], row.get("problems", "")) == (framework, "")
+
+
+def test_list_at_80_columns_wraps_instead_of_cutting_names(published: Published) -> None:
+    project, _ = published
+    output = ok(project.run("list", env=amms_env(COLUMNS="80")))
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name, framework in [("tabular_pickle", "scikit-learn"), ("tabular_onnx", "onnx"), ("custom_model", "custom")]:
+        row = next(line for line in lines if line.startswith(f" {name} "))  # whole, on one line
+        assert f"│ {framework} " in row
+    assert "…" not in output
 
 
 def test_list_reports_checksum_mismatch_and_serves_around_it(seeded: Project) -> None:
@@ -336,10 +348,10 @@ def test_list_reports_checksum_mismatch_and_serves_around_it(seeded: Project) ->
     with (folder / "1.0.1" / "clf.pkl").open("ab") as handle:
         handle.write(b"appended")
     row = list_row(seeded, "tabular_pickle")
-    assert row["would serve"] == "1.0.0"
-    assert "1.0.2: checksum mismatch for 'clf.pkl'" in row["problems"]
+    assert row["serves"] == "1.0.0"
+    assert "1.0.2: checksum mismatch for 'clf.pkl'" in row.get("problems", "")
     size = (folder / "1.0.0" / "clf.pkl").stat().st_size
-    assert f"1.0.1: 'clf.pkl' has {size + 8} bytes, recorded {size} (tampered or truncated)" in row["problems"]
+    assert f"1.0.1: 'clf.pkl' has {size + 8} bytes, recorded {size} (tampered or truncated)" in row.get("problems", "")
     message, hint = error_of(seeded.run("bump-version", "tabular_pickle"))  # republishing copies the newest
     assert message == "1.0.2: checksum mismatch for 'clf.pkl'"
     assert hint == "publish from the model file instead: `amms bump-version tabular_pickle PATH`"
@@ -350,18 +362,18 @@ def test_list_reports_missing_files_and_invalid_manifests(seeded: Project) -> No
     (seeded.models / "tabular_pickle" / "1.0.1" / "clf.pkl").unlink()
     (seeded.models / "tabular_pickle" / "1.0.0" / "amms-version.json").write_text('{"version": "1.0.0"}')
     row = list_row(seeded, "tabular_pickle")
-    assert row["would serve"] == "none"
-    assert "1.0.1: artifact 'clf.pkl' is missing" in row["problems"]
-    assert "1.0.0: invalid amms-version.json: " in row["problems"]
+    assert row["serves"] == "none"
+    assert "1.0.1: artifact 'clf.pkl' is missing" in row.get("problems", "")
+    assert "1.0.0: invalid amms-version.json: " in row.get("problems", "")
 
 
 def test_non_version_folders_are_ignored_with_a_warning(seeded: Project) -> None:
     for name in ["notes", "1.0", "latest"]:
         (seeded.models / "tabular_pickle" / name).mkdir()
     row = list_row(seeded, "tabular_pickle")
-    assert (row["versions on disk"], row["would serve"]) == ("1.0.0", "1.0.0")
+    assert (row["on disk"], row["serves"]) == ("1.0.0", "1.0.0")
     for name in ["notes", "1.0", "latest"]:
-        assert f"tabular_pickle/{name}: ignored (not a MAJOR.MINOR.PATCH version folder)" in row["problems"]
+        assert f"tabular_pickle/{name}: ignored (not a MAJOR.MINOR.PATCH version folder)" in row.get("problems", "")
 
 
 def test_status_is_list_and_an_empty_config_says_what_to_do(published: Published, project: Project) -> None:
@@ -379,6 +391,21 @@ def test_help_has_an_example(command: str, tmp_path: Path) -> None:
     assert "Example: amms " in result.stdout
 
 
+@pytest.mark.parametrize("command", [[], ["build"], ["serve"], ["add-model"]])
+def test_help_shows_flags_without_a_type(command: list[str], tmp_path: Path) -> None:
+    result = run_amms(*command, "--help", cwd=tmp_path, env=amms_env(COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    help_line = next(line for line in result.stdout.splitlines() if "--help" in line)
+    assert help_line.split() == ["│", "--help", "Show", "this", "message", "and", "exit.", "│"]
+    assert "<bool>" not in result.stdout
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run_amms("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"amms {amms_cli.__version__}\n"
+
+
 def test_errors_stay_on_one_line_at_the_default_width(project: Project) -> None:
     project.write_entries([{"model_name": "iris"}, {"model_name": "simple_text", "aspired_version": "1.y"}])
     env = amms_env()
@@ -388,3 +415,29 @@ def test_errors_stay_on_one_line_at_the_default_width(project: Project) -> None:
         "amms.json: entry 2 (model 'simple_text'): aspired_version '1.y' is not a version pattern "
         "(use 1.x, 1.2.x, 1.2.3 or latest)"
     )
+
+
+def test_a_long_inline_json_example_is_json_not_a_file_name(tmp_path: Path) -> None:
+    """JSON longer than a file name may be (255 bytes) used to die with 'File name too long'."""
+    rng = np.random.default_rng(3)
+    features = rng.random((40, 20))
+    model = LogisticRegression().fit(features, (features[:, 0] > 0.5).astype(int))
+    project = Project.init(tmp_path / "proj")
+    example = json.dumps(features[:2].tolist())
+    assert len(example) > 255
+    ok(
+        project.run(
+            "add-model",
+            str(factories.save_pickle(tmp_path / "wide.pkl", model)),
+            "--name",
+            "wide",
+            "--example",
+            example,
+        )
+    )
+    assert project.manifest("wide", "1.0.0")["input"]["example"] == features[:2].tolist()
+
+    message, _hint = error_of(
+        project.run("add-model", str(tmp_path / "wide.pkl"), "--name", "w2", "--example", "x" * 300)
+    )
+    assert message.startswith("--example is neither a JSON file nor valid JSON")

@@ -10,13 +10,11 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from docker_support import DockerLeftovers, tracked_leftovers
+from docker_support import DockerLeftovers, serve_image, tracked_leftovers
 from native_models import ROWS, Saved, xgboost_json
 from projects import Project
-from server_support import free_port, wait_until
 
 from amms_cli.docker import engine
-from amms_cli.docker.engine import RunRequest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -55,17 +53,7 @@ def test_the_image_pins_the_framework_and_no_scikit_learn(image: tuple[str, Save
 
 def test_the_container_predicts_like_xgboost_in_process(image: tuple[str, Saved], leftovers: DockerLeftovers) -> None:
     tag, saved = image
-    port = free_port()
-    container = leftovers.container(engine.run_container(leftovers.client, RunRequest(tag, port)))
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(ready, timeout=90, interval=0.2), container.logs().decode()[-3000:]
+    url = serve_image(leftovers, tag)
     body = httpx.post(f"{url}/models/boosted/predict", json={"inputs": ROWS, "probabilities": True}, timeout=10).json()
     assert body["outputs"] == saved.predict
     assert np.allclose(body["probabilities"], saved.proba or [], rtol=1e-5)

@@ -15,20 +15,8 @@ from pathlib import Path
 
 import httpx
 from factories import IRIS_ROW, iris_classifier
-from projects import custom_entry, make_project, publish_broken, publish_custom
+from projects import SLOW_PREDICT, add_entries, custom_entry, make_project, publish_broken, publish_custom
 from server_support import running_server, wait_until
-
-SLOW_PREDICT = """
-import time
-
-class Model:
-    def load(self, path):
-        pass
-
-    def predict(self, inputs):
-        time.sleep(1.0)
-        return inputs
-"""
 
 NOT_JSON = """
 class Model:
@@ -54,10 +42,6 @@ class Model:
 class RaisesOnLoad:
     def __reduce__(self) -> tuple[object, tuple[int, int]]:
         return (operator.truediv, (1, 0))
-
-
-def add_entries(config: Path, *entries: dict[str, object]) -> None:
-    config.write_text(json.dumps([*json.loads(config.read_text()), *entries]))
 
 
 def version_state(client: httpx.Client, name: str, version: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
-from amms_cli.cli.console import human_size, out
+from amms_cli.cli.console import err, human_size, out
 from amms_cli.docker import context, render
 from amms_cli.docker.context import BuildOptions
 from amms_cli.project.config import load_config
@@ -41,6 +41,14 @@ def build(
     k8s: Annotated[
         Path | None, typer.Option("--k8s", help="Also write Kubernetes manifests (and a KServe InferenceService) here.")
     ] = None,
+    render_only: Annotated[
+        bool,
+        typer.Option(
+            "--render-only",
+            help="Write the build context (and the --compose / --k8s files) without a Docker engine; "
+            "build it later with the docker build command printed.",
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Build a Docker image that serves the configured models, each framework pinned to the version the
@@ -55,6 +63,12 @@ def build(
     if k8s is not None:
         written = context.write_k8s(plan, templates, k8s)
         out.print(f"Wrote {', '.join(escape(str(path)) for path in written)}")
+    if render_only:
+        with err.status("Writing the build context (amms wheel, Dockerfile, models)…"):
+            context_dir = context.write_context(plan, templates)
+        out.print(f"Wrote the build context {escape(str(context_dir))}")
+        out.print(f"Build it: [bold]{escape(render.build_command(plan.spec, context_dir))}[/]")
+        return
     from amms_cli.cli import docker_steps  # the docker SDK, only now (see the module docstring)
 
     info = docker_steps.build_image(plan, templates, no_cache)

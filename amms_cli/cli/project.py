@@ -92,6 +92,8 @@ def add_model(
         )
     manifest = result.published.manifest
     assert manifest is not None
+    if result.resumed:
+        out.print(f"Completed an interrupted add-model: {escape(str(result.published.path))} was already published")
     out.print(
         f"Published [bold]{escape(name)}[/] {result.published.version} "
         f"({escape(manifest.framework)} {escape((manifest.model_class or '').rsplit('.', 1)[-1])}, "
@@ -152,32 +154,34 @@ def _list(config: Path) -> None:
     if not rows:
         out.print(f"No models in {escape(str(config))}. Add one with [bold]amms add-model PATH --name NAME[/]")
         return
-    table = Table(title=f"Models in {config}")
-    for column in (
-        "model",
-        "versions on disk",
-        "aspired",
-        "would serve",
-        "framework",
-        "smoke check",
-        "size",
-        "problems",
-    ):
-        table.add_column(column)
+    show_problems = any(status.warnings or any(r.problem for r in status.versions) for status in rows)
+    table = Table(title=f"Models in {config}", show_edge=False)
+    longest = {
+        "model": max(len(status.entry.model_name) for status in rows),
+        "framework": max((len(r.framework or "-") for status in rows for r in status.versions), default=1),
+    }
+    # Narrow terminals wrap the cells; the model's name and its framework are never cut short.
+    # "example": whether the served version has a recorded example, its smoke check at every load.
+    for column in ("model", "on disk", "aspired", "serves", "framework", "example", "size", "problems"):
+        if column == "problems" and not show_problems:
+            continue
+        table.add_column(column, overflow="fold", min_width=min(longest.get(column, 0), 32) or None)
     for status in rows:
         newest = status.versions[-1] if status.versions else None
         served = next((row for row in status.versions if row.version == status.served), None)
         problems = [r.problem for r in status.versions if r.problem] + status.warnings
-        table.add_row(
+        cells = [
             escape(status.entry.model_name),
             ", ".join(str(r.version) for r in status.versions) or "-",
             escape(status.entry.aspired_version),
             str(status.served) if status.served else "[red]none[/]",
             escape(newest.framework or "-") if newest else "-",
-            ("yes" if served.smoke_check else "none: no example") if served else "-",
+            ("yes" if served.smoke_check else "none") if served else "-",
             human_size(sum(r.size for r in status.versions)),
-            "[red]" + escape("; ".join(problems)) + "[/]" if problems else "",
-        )
+        ]
+        if show_problems:
+            cells.append("[red]" + escape("; ".join(problems)) + "[/]" if problems else "")
+        table.add_row(*cells)
     out.print(table)
 
 

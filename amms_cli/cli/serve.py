@@ -54,7 +54,11 @@ def serve(
     )
     / MIB,
     drain_timeout: Annotated[
-        float, typer.Option(help="Seconds to let in-flight requests finish on shutdown or unload.")
+        float,
+        typer.Option(
+            help="Seconds to let in-flight requests finish on shutdown; on unload, when to warn that a "
+            "retired version is still busy (its requests always finish on it)."
+        ),
     ] = DEFAULT("drain_timeout_s"),
     predict_threads: Annotated[
         int,

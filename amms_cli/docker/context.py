@@ -1,21 +1,15 @@
 """The build context on disk: which model versions go into an image (read from the repository), the
-amms wheel built from this source tree, and the files `amms build` writes under `.amms/build/`."""
+running amms as a wheel, and the files `amms build` writes under `.amms/build/`."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import zipfile
 from dataclasses import dataclass
-from email.parser import HeaderParser
-from importlib.util import find_spec
 from pathlib import Path
 
-import amms_cli
-from amms_cli.docker import render
+from amms_cli.docker import distribution, render
 from amms_cli.docker.render import ImageModel, ImageSpec, ModelsMode, Templates
-from amms_cli.errors import ConfigError, EngineError, RepositoryError
+from amms_cli.errors import ConfigError, RepositoryError
 from amms_cli.project.config import AmmsConfig, ModelEntry
 from amms_cli.repository import atomic_files
 from amms_cli.repository.manifest import Manifest
@@ -54,25 +48,8 @@ class BuildPlan:
         return self.config.base_dir / BUILD_DIR
 
 
-@dataclass(frozen=True)
-class Wheel:
-    path: Path
-    requires: tuple[str, ...]  # Requires-Dist lines of its metadata
-
-
-def project_root() -> Path:
-    """The source tree amms runs from: it holds the templates and is what the wheel is built from."""
-    root = Path(amms_cli.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file() or not (root / "Dockerfile.template").is_file():
-        raise EngineError(
-            f"amms is not running from its source tree ({root} has no pyproject.toml and Dockerfile.template)",
-            hint="install amms from a checkout: pip install -e /path/to/amms",
-        )
-    return root
-
-
 def default_templates() -> Templates:
-    return Templates.from_root(project_root())
+    return Templates.packaged()
 
 
 def plan_build(config: AmmsConfig, options: BuildOptions) -> BuildPlan:
@@ -134,28 +111,6 @@ def models_root(config: AmmsConfig, required: bool) -> Path | None:
     return None
 
 
-def build_wheel(destination: Path, source: Path | None = None) -> Wheel:
-    """`pip wheel --no-deps` of the amms source tree into `destination` (never a registry's amms)."""
-    source = source or project_root()
-    destination.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(destination)]
-    if find_spec("hatchling") is not None:
-        command.append("--no-build-isolation")  # the build backend is already here; skip fetching it
-    result = subprocess.run([*command, str(source)], capture_output=True, text=True, check=False)
-    wheels = sorted(destination.glob("amms_cli-*.whl"))
-    if result.returncode != 0 or not wheels:
-        last = (result.stderr.strip().splitlines() or ["no wheel was written"])[-1]
-        raise EngineError(f"could not build the amms wheel from {source}: {last}")
-    return Wheel(wheels[-1], _requires_dist(wheels[-1]))
-
-
-def _requires_dist(wheel: Path) -> tuple[str, ...]:
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = HeaderParser().parsestr(archive.read(name).decode("utf-8"))
-    return tuple(metadata.get_all("Requires-Dist") or ())
-
-
 def write_context(plan: BuildPlan, templates: Templates) -> Path:
     """Write the build context afresh: Dockerfile, .dockerignore, requirements.txt, the in-image config,
     the amms wheel and, for `--models copy`, the included version folders (checksums verified first)."""
@@ -164,7 +119,7 @@ def write_context(plan: BuildPlan, templates: Templates) -> Path:
     context = plan.context_dir
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    wheel = build_wheel(context / "wheels")
+    wheel = distribution.amms_wheel(context / "wheels")
     files = {
         "Dockerfile": render.render_dockerfile(plan.spec, templates),
         ".dockerignore": render.render_dockerignore(templates),

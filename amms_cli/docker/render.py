@@ -1,6 +1,6 @@
 """Pure text for an amms image: the merged requirement pins, the Dockerfile, requirements.txt, the
 in-image config, docker-compose.yml and Kubernetes manifests. Nothing here touches the engine or writes
-files; the only I/O is reading the Jinja templates (`Dockerfile.template` and `templates/`)."""
+files; the only I/O is reading the Jinja templates shipped in the package (`amms_cli/templates/`)."""
 
 from __future__ import annotations
 
@@ -65,29 +65,37 @@ class ImageSpec:
         return ["--watch"] if self.models_mode == "volume" else []
 
 
+TEMPLATE_PACKAGE = "amms_cli"
+TEMPLATE_FOLDER = "templates"  # amms_cli/templates/ in the source tree, package data in the wheel
+
+
 @dataclass(frozen=True)
 class Templates:
-    """The Jinja environment over the project's `Dockerfile.template` and `templates/` folder."""
+    """The Jinja environment over `amms_cli/templates/` (Dockerfile.template, .dockerignore, the compose
+    file and the Kubernetes manifests), read through importlib.resources so that an installed wheel
+    renders exactly what a checkout does."""
 
-    root: Path
     env: jinja2.Environment
 
     @classmethod
-    def from_root(cls, root: Path) -> Templates:
+    def packaged(cls) -> Templates:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(root), str(root / "templates")]),
+            loader=jinja2.PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_FOLDER),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,  # Dockerfiles and YAML, not HTML; values are quoted by filters below
         )
         env.filters["dockerquote"] = docker_quote
-        return cls(root, env)
+        return cls(env)
 
     def render(self, template: str, /, **values: Any) -> str:
         try:
             return self.env.get_template(template).render(**values)
         except jinja2.TemplateNotFound:
-            raise AmmsError(f"template {template} not found under {self.root}") from None
+            raise AmmsError(
+                f"template {template} is missing from the installed amms ({TEMPLATE_PACKAGE}/{TEMPLATE_FOLDER}/)",
+                hint="reinstall amms: its wheel ships the templates as package data",
+            ) from None
 
 
 def check_reference(value: str, option: str) -> str:
@@ -175,7 +183,7 @@ def render_dockerfile(spec: ImageSpec, templates: Templates) -> str:
 def render_requirements(amms_requires: Sequence[str], pins: Mapping[str, str]) -> str:
     """requirements.txt: amms' own dependencies (its wheel's Requires-Dist, extras dropped) and the pins."""
     own = [req.strip() for req in amms_requires if not _EXTRA_MARKER.search(req.partition(";")[2])]
-    lines = ["# amms' own dependencies, from the wheel built from its source tree", *own]
+    lines = ["# amms' own dependencies, from its wheel's metadata", *own]
     lines.append("# each library at the version the served models were saved with")
     lines += [f"{dist}=={version}" for dist, version in pins.items()]
     return "\n".join(lines) + "\n"
@@ -248,6 +256,11 @@ def app_name(tag: str) -> str:
     repository = tag.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
     slug = re.sub(r"[^a-z0-9-]+", "-", repository.lower()).strip("-")[:63].strip("-")
     return slug or "amms"
+
+
+def build_command(spec: ImageSpec, context_dir: Path) -> str:
+    """The `docker build` line that builds a context written with `amms build --render-only`."""
+    return shlex.join(["docker", "build", "--tag", spec.tag, str(context_dir)])
 
 
 def run_command(spec: ImageSpec, models_dir: Path | None, port: int = PORT) -> str:

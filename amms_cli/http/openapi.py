@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from amms_cli import __version__
 from amms_cli.http.routes.native import PREDICT_RESPONSES
 from amms_cli.serving.registry import ModelView, Snapshot
+from amms_cli.version import __version__
 
 DESCRIPTION = (
     "Every model is served through three protocols: the native API (`/models/...`), TensorFlow Serving "

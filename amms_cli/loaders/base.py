@@ -4,6 +4,7 @@ loading runs code, what to pin, where it predicts), the model interface its load
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,30 @@ class LoadOptions:
 
 
 @dataclass(frozen=True)
+class Writer:
+    """How `amms_cli.save_model` writes an in-memory object in a format (the format's own save call)."""
+
+    accepts: Callable[[Any], bool]  # is this object one the format holds natively?
+    write: Callable[[Any, Path], Path]  # (object, path without suffix) -> the file or folder written
+
+
+def with_suffix(target: Path, suffix: str) -> Path:
+    """`target` (a path without suffix, which may contain dots) with `suffix` appended."""
+    return target.parent / f"{target.name}{suffix}"
+
+
+def instance_of(obj: Any, module: str, name: str) -> bool:
+    """isinstance(obj, module.name), without importing the library: an object of a library's class
+    means the library is already imported."""
+    if sys.modules.get(module.split(".")[0]) is None:
+        return False
+    cls: Any = sys.modules.get(module)
+    for part in name.split("."):
+        cls = getattr(cls, part, None)
+    return isinstance(cls, type) and isinstance(obj, cls)
+
+
+@dataclass(frozen=True)
 class LoaderFacts:
     """One model format, declared once in its module under `loaders/`."""
 
@@ -40,6 +65,7 @@ class LoaderFacts:
     suffixes: tuple[str, ...] = ()  # how its files are usually named (detection is by content)
     # files that look like this format's but that it cannot serve: (what they are, what to do)
     misfit: Callable[[Path], tuple[str, str] | None] | None = None
+    writer: Writer | None = None  # the Python API saves objects this format holds natively with it
 
 
 def no_modules(path: Path) -> set[str]:

@@ -7,7 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, ObjectModel, head_of, missing_extra
+from amms_cli.loaders.base import (
+    LoaderFacts,
+    LoadOptions,
+    Model,
+    ObjectModel,
+    Writer,
+    head_of,
+    instance_of,
+    missing_extra,
+    with_suffix,
+)
 
 MAGIC = b"CBM1"
 CLASSIFIER_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
@@ -34,6 +44,12 @@ def _modules(path: Path) -> set[str]:
     return {"catboost"}
 
 
+def _write(obj: Any, target: Path) -> Path:
+    path = with_suffix(target, ".cbm")
+    obj.save_model(str(path))
+    return path
+
+
 CATBOOST = LoaderFacts(
     name="catboost",
     description="CatBoost save_model files (.cbm); pip install 'amms_cli[catboost]'",
@@ -42,4 +58,5 @@ CATBOOST = LoaderFacts(
     detect=_is_catboost,
     runs_code=False,
     modules_named=_modules,
+    writer=Writer(lambda obj: instance_of(obj, "catboost", "CatBoost"), _write),
 )

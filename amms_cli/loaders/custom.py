@@ -69,9 +69,15 @@ class CustomModel(ObjectModel):
 
 
 def load(folder: Path, options: LoadOptions) -> CustomModel:
+    """Import model.py as a module of its own and load the model; a failure anywhere removes the
+    module again (with everything it holds), so a retried load does not pile up copies."""
     module = _import_file(folder / MODEL_FILE)
-    instance = find_model_class(module)()
-    instance.load(str(folder))
+    try:
+        instance = find_model_class(module)()
+        instance.load(str(folder))
+    except BaseException:
+        sys.modules.pop(module.__name__, None)
+        raise
     return CustomModel(instance, module.__name__)
 
 

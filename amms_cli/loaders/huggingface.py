@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, missing_extra
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, Writer, instance_of, missing_extra
 
 CONFIG = "config.json"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -86,6 +86,12 @@ def _is_transformers(path: Path) -> bool:
     return any((path / name).is_file() for name in WEIGHTS)
 
 
+def _write(obj: Any, target: Path) -> Path:
+    """A pipeline's model and tokenizer, as save_pretrained writes them."""
+    obj.save_pretrained(str(target))
+    return target
+
+
 def _modules(path: Path) -> set[str]:
     return {"transformers", "tokenizers", "safetensors", "torch"}
 
@@ -100,4 +106,5 @@ TRANSFORMERS = LoaderFacts(
     modules_named=_modules,
     folder=True,
     servable="text_input",
+    writer=Writer(lambda obj: instance_of(obj, "transformers", "Pipeline"), _write),
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, missing_extra
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, Writer, instance_of, missing_extra, with_suffix
 
 BACKEND = "torch"
 ENTRIES = {"config.json", "metadata.json"}
@@ -64,6 +64,12 @@ def _modules(path: Path) -> set[str]:
     return {"keras", BACKEND}
 
 
+def _write(obj: Any, target: Path) -> Path:
+    path = with_suffix(target, ".keras")
+    obj.save(str(path))
+    return path
+
+
 KERAS = LoaderFacts(
     name="keras",
     description="Keras 3 .keras files, on the PyTorch backend; pip install 'amms_cli[keras]'",
@@ -72,4 +78,5 @@ KERAS = LoaderFacts(
     detect=_is_keras,
     runs_code=False,  # safe_mode
     modules_named=_modules,
+    writer=Writer(lambda obj: instance_of(obj, "keras", "Model"), _write),
 )

@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, ScoreModel, head_of, missing_extra
+from amms_cli.loaders.base import (
+    LoaderFacts,
+    LoadOptions,
+    Model,
+    ScoreModel,
+    Writer,
+    head_of,
+    instance_of,
+    missing_extra,
+    with_suffix,
+)
 
 MAGIC = b"tree\nversion=v"
 END_OF_TREES = b"\nend of trees"  # LightGBM's parser aborts the whole process on a file cut before this
@@ -53,6 +63,12 @@ def _modules(path: Path) -> set[str]:
     return {"lightgbm"}
 
 
+def _write(obj: Any, target: Path) -> Path:
+    path = with_suffix(target, ".txt")
+    obj.save_model(str(path))
+    return path
+
+
 LIGHTGBM = LoaderFacts(
     name="lightgbm",
     description="LightGBM save_model text files (.txt); pip install 'amms_cli[lightgbm]'",
@@ -61,4 +77,5 @@ LIGHTGBM = LoaderFacts(
     detect=_is_lightgbm,
     runs_code=False,
     modules_named=_modules,
+    writer=Writer(lambda obj: instance_of(obj, "lightgbm", "Booster"), _write),
 )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from amms_cli.errors import ModelLoadError
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, no_modules
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, Writer, instance_of, no_modules, with_suffix
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -80,6 +80,12 @@ def _is_onnx(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".onnx"
 
 
+def _write(obj: Any, target: Path) -> Path:
+    path = with_suffix(target, ".onnx")
+    path.write_bytes(obj.SerializeToString())
+    return path
+
+
 ONNX = LoaderFacts(
     name="onnx",
     description=".onnx files, run by onnxruntime (pip install 'amms_cli[onnx]')",
@@ -89,4 +95,5 @@ ONNX = LoaderFacts(
     runs_code=False,
     modules_named=no_modules,
     requirements=("onnxruntime",),
+    writer=Writer(lambda obj: instance_of(obj, "onnx", "ModelProto"), _write),
 )

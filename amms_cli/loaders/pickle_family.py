@@ -113,6 +113,25 @@ def _looks_like_module(text: str) -> bool:
     return (bool(root) and root.isidentifier() and root in sys.modules and "." in text) or text in sys.modules
 
 
+def write_pickled(obj: Any, target: Path) -> Path:
+    """Any other object, for the Python API: joblib (arrays kept apart from the pickle), or cloudpickle
+    when the object refers to code defined in `__main__` (a notebook's own class or function), which
+    the server's process could not import by name."""
+    import joblib
+
+    path = target.parent / f"{target.name}.joblib"
+    joblib.dump(obj, path)
+    if "__main__" not in modules_named(path):
+        return path
+    import cloudpickle
+
+    path.unlink()
+    path = target.parent / f"{target.name}.pkl"
+    with path.open("wb") as handle:
+        cloudpickle.dump(obj, handle)
+    return path
+
+
 def _facts(
     name: str,
     description: str,

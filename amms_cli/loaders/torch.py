@@ -6,13 +6,15 @@ is refused with what to do instead: it needs the model's Python class to be rebu
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, missing_extra
+from amms_cli.errors import RepositoryError
+from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, Writer, instance_of, missing_extra, with_suffix
 
 FLOATS = "f"
 
@@ -51,7 +53,9 @@ def _torch() -> Any:
 
 def load_script(path: Path, options: LoadOptions) -> Model:
     torch = _torch()
-    module = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; its archives still load and run
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
     module.eval()
     return TorchModel(module, torch)
 
@@ -108,6 +112,32 @@ def _modules(path: Path) -> set[str]:
     return {"torch"}
 
 
+def _write_script(obj: Any, target: Path) -> Path:
+    """A module as TorchScript: scripted here when it is not already (torch.jit.script)."""
+    import torch
+
+    path = with_suffix(target, ".pt")
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript for new models; archives still load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            scripted = obj if isinstance(obj, torch.jit.ScriptModule) else torch.jit.script(obj)
+        except Exception as exc:
+            raise RepositoryError(
+                f"torch.jit.script could not compile {type(obj).__name__}: {' '.join(str(exc).split())[:300]}",
+                hint="pass torch.jit.trace(model, example_input) or a torch.export program instead",
+            ) from None
+        torch.jit.save(scripted, str(path))
+    return path
+
+
+def _write_export(obj: Any, target: Path) -> Path:
+    import torch
+
+    path = with_suffix(target, ".pt2")
+    torch.export.save(obj, str(path))
+    return path
+
+
 TORCHSCRIPT = LoaderFacts(
     name="torchscript",
     description="TorchScript archives (torch.jit.save, .pt); pip install 'amms_cli[torch]'",
@@ -117,6 +147,7 @@ TORCHSCRIPT = LoaderFacts(
     runs_code=True,  # a TorchScript archive is a program
     modules_named=_modules,
     misfit=misfit,
+    writer=Writer(lambda obj: instance_of(obj, "torch.nn", "Module"), _write_script),
 )
 TORCH_EXPORT = LoaderFacts(
     name="torch_export",
@@ -126,4 +157,5 @@ TORCH_EXPORT = LoaderFacts(
     detect=_is_export,
     runs_code=True,
     modules_named=_modules,
+    writer=Writer(lambda obj: instance_of(obj, "torch.export", "ExportedProgram"), _write_export),
 )

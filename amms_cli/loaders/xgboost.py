@@ -11,7 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from amms_cli.loaders.base import LoaderFacts, LoadOptions, Model, ScoreModel, head_of, missing_extra
+from amms_cli.loaders.base import (
+    LoaderFacts,
+    LoadOptions,
+    Model,
+    ScoreModel,
+    Writer,
+    head_of,
+    instance_of,
+    missing_extra,
+    with_suffix,
+)
 
 UBJSON_MARKERS = b"iUIlL"  # the length marker of the first key in a UBJSON object
 
@@ -59,6 +69,12 @@ def _modules(path: Path) -> set[str]:
     return {"xgboost"}
 
 
+def _write(obj: Any, target: Path) -> Path:
+    path = with_suffix(target, ".json")
+    obj.save_model(str(path))
+    return path
+
+
 XGBOOST = LoaderFacts(
     name="xgboost",
     description="XGBoost save_model files (.json, .ubj); pip install 'amms_cli[xgboost]'",
@@ -67,4 +83,5 @@ XGBOOST = LoaderFacts(
     detect=_is_xgboost,
     runs_code=False,
     modules_named=_modules,
+    writer=Writer(lambda obj: instance_of(obj, "xgboost", "Booster"), _write),
 )

@@ -27,9 +27,9 @@ from amms_cli.project.config import (
 from amms_cli.project.input_facts import TABLE_SUFFIXES
 from amms_cli.project.trial_load import TrialRequest, trial_load
 from amms_cli.repository import atomic_files
-from amms_cli.repository.manifest import Manifest, describe_artifacts, verify_artifacts
+from amms_cli.repository.manifest import Manifest, describe_artifacts, sha256_file, verify_artifacts
 from amms_cli.repository.publish import VersionChoice, publish_version
-from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
+from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model, verify_version
 from amms_cli.repository.versions import BumpPart, Version, VersionPattern
 
 
@@ -45,6 +45,7 @@ class PublishResult:
     published: VersionOnDisk
     previous: Version | None = None
     not_served_reason: str | None = None  # set when the new version falls outside the aspired pattern
+    resumed: bool = False  # an interrupted add-model of the same file had published it; only the entry was added
 
 
 def init_project(folder: Path, force: bool = False) -> InitResult:
@@ -69,7 +70,7 @@ def parse_example(text: str | None) -> Any:
     except json.JSONDecodeError as exc:
         error = exc
     candidate = Path(text).expanduser()
-    if len(text) < 4096 and candidate.is_file():
+    if _is_file(candidate):
         if candidate.suffix.lower() in TABLE_SUFFIXES:
             return candidate
         try:
@@ -77,6 +78,14 @@ def parse_example(text: str | None) -> Any:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"--example {candidate} is not a JSON file (or a .csv data file): {exc}") from None
     raise ConfigError(f"--example is neither a JSON file nor valid JSON: {error.msg} at column {error.colno}")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` names a file; text no file system accepts as a name (too long) names none."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def add_model(
@@ -96,11 +105,15 @@ def add_model(
     parsed_version = Version.parse(version)
     entry = new_entry(model_name=name, aspired_version=aspired or f"{parsed_version.major}.x", servable_name=servable)
     folder = config.model_dir(entry)
-    if folder.exists() and scan_model(folder, name).versions:
-        raise ModelExists(
-            f"{folder} already holds versions but '{name}' is not in {config.path.name}",
-            hint="remove that folder, or choose another --name",
-        )
+    on_disk = scan_model(folder, name) if folder.exists() else None
+    if on_disk is not None and on_disk.versions:
+        unfinished = _unfinished_add(on_disk, source, parsed_version)
+        if unfinished is None:
+            raise ModelExists(
+                f"{folder} already holds versions but '{name}' is not in {config.path.name}",
+                hint="remove that folder, or choose another --name",
+            )
+        return _add_entry(config, entry, unfinished, resumed=True)
     if not entry.pattern.matches(parsed_version):
         raise ConfigError(
             f"--aspired {entry.aspired_version} does not match version {version}",
@@ -115,16 +128,42 @@ def add_model(
         if created:  # a failed first version leaves no empty model folder behind
             _remove_if_empty(folder)
         raise
+    return _add_entry(config, entry, published)
+
+
+def _add_entry(config: AmmsConfig, entry: ModelEntry, published: VersionOnDisk, resumed: bool = False) -> PublishResult:
+    """Append the config entry of a model whose first version is published. The version is published
+    first, so a process killed in between leaves a version without an entry, which a retry of the same
+    add-model completes (`_unfinished_add`); the reverse order would leave an entry with nothing to serve."""
     manifest = published.manifest
     assert manifest is not None
     entry = entry.model_copy(update={"servable_name": manifest.servable_name})
 
     def append(current: AmmsConfig) -> list[ModelEntry]:
-        _check_new_name(current, name)  # the config may have changed while the model was probed
+        _check_new_name(current, entry.model_name)  # the config may have changed while the model was probed
         return [*current.models, entry]
 
     update_config(config.path, append)
-    return PublishResult(entry, published)
+    return PublishResult(entry, published, resumed=resumed)
+
+
+def _unfinished_add(on_disk: ModelOnDisk, source: Path, version: Version) -> VersionOnDisk | None:
+    """The version an interrupted `add-model` of this same source published before it could write the
+    config entry: the only version on disk, the one asked for, complete and sound, holding exactly the
+    source's files (by checksum). Anything else in the folder is not ours to adopt."""
+    if len(on_disk.versions) != 1:
+        return None
+    only = on_disk.versions[0]
+    if only.version != version or only.manifest is None or verify_version(only) is not None:
+        return None
+    source = source.expanduser()
+    if source.is_dir():
+        wanted = {(a.name, a.sha256) for a in describe_artifacts(source) if not a.name.startswith(".")}
+    elif source.is_file():
+        wanted = {(source.name, sha256_file(source))}
+    else:
+        return None
+    return only if {(a.name, a.sha256) for a in only.manifest.artifacts} == wanted else None
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -24,6 +24,9 @@ from amms_cli.repository.manifest import ColumnInfo, InputInfo
 
 EXAMPLE_ROWS = 2  # rows of a data file recorded as the example
 TABLE_SUFFIXES = (".csv",)
+# a DataFrame example written by the Python API itself (amms_cli.save_model), its dtypes kept exactly;
+# never a user's file (`--example` takes JSON and the TABLE_SUFFIXES only)
+FRAME_SUFFIX = ".frame.pkl"
 
 
 def introspect(model: Model, frame: Any = None, example: Any = None) -> InputInfo:
@@ -195,6 +198,8 @@ def read_table(path: Path) -> Any:
         import pandas as pd
     except ImportError:
         raise ConfigError(f"reading {path.name} needs pandas", hint="pip install pandas") from None
+    if path.name.endswith(FRAME_SUFFIX):
+        return pd.read_pickle(path)
     try:
         return pd.read_csv(path)
     except (OSError, ValueError) as exc:

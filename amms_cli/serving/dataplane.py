@@ -49,6 +49,10 @@ class DataPlane:
         waiting = [view.name for view in self.views() if view.served is None]
         return f"not ready: waiting for {waiting or 'the first load'}"
 
+    def unavailable(self) -> dict[str, str]:
+        """Models without a served version (and why), in name order: reported even once ready."""
+        return dict(sorted(self.registry.unavailable().items()))
+
     def record(self, name: str, version: str | None, protocol: str, *, code: int, seconds: float) -> None:
         """Count one request under bounded labels: names and versions that are not configured or not
         on disk are not labels of their own."""

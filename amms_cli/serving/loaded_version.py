@@ -101,12 +101,14 @@ class LoadedVersion:
         if self.in_flight == 0 and self._drained is not None:
             self._drained.set()
 
-    async def drain(self, timeout_s: float) -> bool:
-        """Mark retired and wait until no request uses this version; False on timeout."""
+    async def drain(self, timeout_s: float | None) -> bool:
+        """Mark retired and wait until no request uses this version (without a timeout: for as long
+        as that takes); False on timeout."""
         self.retired = True
         if self.in_flight == 0:
             return True
-        self._drained = asyncio.Event()
+        if self._drained is None:
+            self._drained = asyncio.Event()
         try:
             await asyncio.wait_for(self._drained.wait(), timeout_s)
         except TimeoutError:

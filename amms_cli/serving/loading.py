@@ -4,6 +4,7 @@ recorded example through it as a smoke check, within the entry's load timeout.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from amms_cli.servables import Servable, make_servable
 from amms_cli.serving.inference import predict
 
 T = TypeVar("T")
+log = logging.getLogger("amms.loading")
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,18 @@ async def load_in_background(
     entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None
 ) -> CheckedModel:
     """Load in a thread; a load past `load_timeout_s` is abandoned and raises ModelLoadError."""
-    try:
-        return await asyncio.wait_for(
-            in_daemon_thread(load_checked, entry, item, allowed_loaders), entry.load_timeout_s
+
+    def close_abandoned(checked: CheckedModel) -> None:
+        log.warning(
+            "model '%s' version %s finished loading after its timeout; closed (its memory is released)",
+            entry.model_name,
+            item.version,
         )
+        checked.model.close()
+
+    loading = in_daemon_thread(load_checked, entry, item, allowed_loaders, abandoned=close_abandoned)
+    try:
+        return await asyncio.wait_for(loading, entry.load_timeout_s)
     except TimeoutError:
         raise ModelLoadError(f"load took longer than load_timeout_s={entry.load_timeout_s:g}") from None
 
@@ -63,14 +73,22 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
     return CheckedModel(model, servable)
 
 
-def in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+def in_daemon_thread(
+    function: Callable[..., T], *args: Any, abandoned: Callable[[T], None] | None = None
+) -> asyncio.Future[T]:
     """Run `function` in a daemon thread: a load that hangs past its timeout is abandoned and cannot
-    keep the process from exiting (executor threads would be joined at exit)."""
+    keep the process from exiting (executor threads would be joined at exit). A result that arrives
+    after the future was given up on is handed to `abandoned` (to close it), not dropped."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(result: T | None, error: BaseException | None) -> None:
         if future.done():
+            if error is None and result is not None and abandoned is not None:
+                try:
+                    abandoned(result)
+                except Exception:
+                    log.exception("closing an abandoned load failed")
             return
         if error is not None:
             future.set_exception(error)

@@ -3,7 +3,7 @@
 Each pass plans every model (`plan.plan_model`, pure), loads the versions the plan is missing
 (`loading`, in a thread, with a timeout and a smoke check), publishes a new registry snapshot in one
 assignment, and hands what is no longer wanted to the `Unloader`, which drains it before closing it.
-One pass runs at a time; a trigger that arrives during a pass asks for one more.
+One pass runs at a time; the triggers that arrive during a pass are served together by one more.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Reconciler:
         self.failures = FailureMemory()
         self.held: set[str] = set()  # models unloaded through the admin API
         self._lock = asyncio.Lock()
-        self._again = False
+        self._requested = 0  # reconcile() calls so far
+        self._covered = 0  # calls made before the last finished pass started: that pass served them
         self._last_config_error: str | None = None
         self._loaded_since_settle = False  # a load happened: collect and freeze once the pass is done
 
@@ -70,14 +71,16 @@ class Reconciler:
         return None
 
     async def reconcile(self) -> None:
-        """Run one pass; if one is running, ask it to run once more and return when that is done."""
-        if self._lock.locked():
-            self._again = True
+        """Return once a pass that started after this call has finished. Calls that arrive during a
+        pass share the next one: one trigger and ten more during its pass make two passes, not eleven."""
+        self._requested += 1
+        ticket = self._requested
         async with self._lock:
-            self._again = True
-            while self._again:
-                self._again = False
-                await self._pass()
+            if self._covered >= ticket:
+                return  # a pass that started after this call already ran
+            covers = self._requested
+            await self._pass()
+            self._covered = covers
 
     async def hold(self, name: str) -> None:
         """Unload every version of a model until `release` (the admin API's unload)."""

@@ -65,10 +65,13 @@ class Registry:
 
     def __init__(self) -> None:
         self.snapshot = Snapshot()
+        self.started = False  # every model configured at start-up has been served once
 
     def publish(self, models: dict[str, ModelView], ready: bool | None = None) -> Snapshot:
         current = self.snapshot
         self.snapshot = Snapshot(models, current.generation + 1, current.ready if ready is None else ready)
+        if not self.started and self.snapshot.ready and not self.unavailable():
+            self.started = True
         return self.snapshot
 
     def view(self, name: str) -> ModelView:
@@ -96,8 +99,14 @@ class Registry:
         raise NotFound(f"model '{name}' has no loaded version {version}{detail} (loaded: {routable})")
 
     def is_ready(self) -> bool:
-        snapshot = self.snapshot
-        return snapshot.ready and all(view.served is not None for view in snapshot.models.values())
+        """Ready once every model configured at start-up has a served version, and from then on: a
+        model added later, or one that loses its last version, is reported (`unavailable`) and
+        answers 503 itself, but does not take the whole server out of its load balancer."""
+        return self.started
+
+    def unavailable(self) -> dict[str, str]:
+        """Every model without a served version, with the reason."""
+        return {name: _why_not(view) for name, view in self.snapshot.models.items() if view.served is None}
 
 
 def _why_not(view: ModelView) -> str:

@@ -1,6 +1,8 @@
-"""Unloading retired versions in the background: drain (wait, up to the drain timeout, for the
-requests using a version), close it, let its model's own thread go once the model is removed, and
-collect the memory it held."""
+"""Unloading retired versions in the background: drain (wait for the requests using a version: every
+one of them finishes on it, however long that takes; past the drain timeout a warning says which
+version is still busy), close it, let its model's own thread go once the model is removed, and
+collect the memory it held. A failure while closing is logged with the version it concerns, and the
+rest of the unload still happens."""
 
 from __future__ import annotations
 
@@ -33,20 +35,24 @@ class Unloader:
             task.add_done_callback(self._tasks.discard)
 
     async def _unload(self, version: LoadedVersion) -> None:
-        drained = await version.drain(self.drain_timeout_s)
-        if not drained:
-            log.warning(
-                "model '%s' version %s still had %d request(s) after %.0f s; unloading anyway",
-                version.name,
-                version.version_text,
-                version.in_flight,
-                self.drain_timeout_s,
-            )
-        version.close()
-        self._retiring[version.name] -= 1
-        if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
-            self.lanes.close(version.name)  # the model was removed and its last version is gone
-        gc_freeze.settle()
+        try:
+            if not await version.drain(self.drain_timeout_s):
+                log.warning(
+                    "model '%s' version %s still has %d request(s) after %.0f s; it is closed once they finish",
+                    version.name,
+                    version.version_text,
+                    version.in_flight,
+                    self.drain_timeout_s,
+                )
+                await version.drain(None)
+            version.close()
+        except Exception:
+            log.exception("model '%s' version %s: closing it failed", version.name, version.version_text)
+        finally:
+            self._retiring[version.name] -= 1
+            if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
+                self.lanes.close(version.name)  # the model was removed and its last version is gone
+            gc_freeze.settle()
         log.info("model '%s' version %s unloaded", version.name, version.version_text)
 
     async def wait_idle(self) -> None:

@@ -16,12 +16,14 @@ router = APIRouter(tags=["health"], route_class=PlainRoute)
 
 
 def readiness(dataplane: DataPlane) -> Response:
-    """200 {"ready": true} once every model has a served version; 503 naming the ones still waiting
-    (also the v2 protocol's readiness)."""
+    """200 {"ready": true} once every model configured at start-up has had a served version (models
+    that have none since are listed under "unavailable" with the reason); 503 naming the ones still
+    waiting before that (also the v2 protocol's readiness)."""
     reason = dataplane.not_ready_reason()
-    if reason is None:
-        return json_response({"ready": True})
-    return json_response({"ready": False, "error": reason}, 503)
+    if reason is not None:
+        return json_response({"ready": False, "error": reason}, 503)
+    unavailable = dataplane.unavailable()
+    return json_response({"ready": True, "unavailable": unavailable} if unavailable else {"ready": True})
 
 
 @router.get("/health/live", summary="The process is up")

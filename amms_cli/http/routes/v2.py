@@ -12,7 +12,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli import __version__
 from amms_cli.errors import InvalidInput, ModelNotReady, NotFound, PayloadTooLarge
 from amms_cli.http.bodies import JSON_TYPE, json_response, parse_json, read_body
 from amms_cli.http.request_state import plane, settings
@@ -33,6 +32,7 @@ from amms_cli.serving.inference import Prediction
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import ModelView
 from amms_cli.serving.signatures import output_names, output_specs
+from amms_cli.version import __version__
 
 router = APIRouter(tags=["v2"], route_class=PlainRoute)
 PROTOCOL = "v2"
