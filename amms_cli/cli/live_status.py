@@ -8,6 +8,7 @@ import httpx
 from rich.markup import escape
 from rich.table import Table
 
+from amms_cli.cli.console import human_size
 from amms_cli.errors import AmmsError
 
 STATE_STYLE = {"AVAILABLE": "green", "LOADING": "yellow", "FAILED": "red", "UNLOADED": "dim"}
@@ -29,7 +30,7 @@ def fetch_status(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
 
 def render_status(url: str, data: dict[str, Any]) -> Table:
     table = Table(title=f"Live models at {url}")
-    for column in ("model", "served", "aspired", "framework", "smoke check", "version", "state", "reason"):
+    for column in ("model", "served", "aspired", "framework", "smoke check", "version", "state", "memory", "reason"):
         table.add_column(column)
     for model in data.get("models", []):
         served = model.get("served_version") or "[red]none[/]"
@@ -44,6 +45,7 @@ def render_status(url: str, data: dict[str, Any]) -> Table:
                 _smoke_check(model) if first else "",
                 escape(version.get("version", "-")),
                 f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
+                human_size(version["memory_bytes"]) if version.get("memory_bytes") is not None else "",
                 escape(version.get("reason") or ""),
             )
     return table

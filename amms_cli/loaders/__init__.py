@@ -7,6 +7,8 @@ recorded checksum before any file is opened by a loader (unpickling runs code).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from amms_cli.errors import AmmsError, ModelLoadError, RepositoryError
@@ -76,19 +78,37 @@ def entrypoint_path(version_dir: Path, manifest: Manifest) -> Path:
     return version_dir if manifest.entrypoint == "." else version_dir / manifest.entrypoint
 
 
-def load_version(version_dir: Path, manifest: Manifest) -> Model:
-    """Verify checksums, then load. Every failure becomes a ModelLoadError naming the cause."""
+def load_version(version_dir: Path, manifest: Manifest, *, before_open: Callable[[], None] | None = None) -> Model:
+    """Verify checksums, import the library modules the artifact names (what opening it would import
+    anyway), call `before_open`, then load: memory measured from `before_open` on is the model's own,
+    not its libraries'. Every failure becomes a ModelLoadError naming the cause."""
     verify_artifacts(version_dir, manifest)
     facts = LOADERS.get(manifest.loader)
     if facts is None:
         raise ModelLoadError(f"unknown loader '{manifest.loader}' (known: {', '.join(LOADERS)})")
+    path = entrypoint_path(version_dir, manifest)
+    _import_named(facts, path)
+    if before_open is not None:
+        before_open()
     try:
-        return facts.load(entrypoint_path(version_dir, manifest), LoadOptions(tuple(manifest.trusted_types)))
+        return facts.load(path, LoadOptions(tuple(manifest.trusted_types)))
     except AmmsError:
         raise
     except Exception as exc:
         reason = " ".join(str(exc).split())  # one line, whatever the foreign exception printed
         raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {reason}") from exc
+
+
+def _import_named(facts: LoaderFacts, path: Path) -> None:
+    """Import the installed modules a verified artifact names; one that fails to import is left for
+    the loader to report in its own words."""
+    for name in sorted(facts.modules_named(path)):
+        if name.split(".")[0] in {"__main__", "builtins"}:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception:  # the load itself reports what is missing
+            continue
 
 
 __all__ = [

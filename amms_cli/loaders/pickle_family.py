@@ -8,6 +8,7 @@ from __future__ import annotations
 import pickle
 import pickletools
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ _PICKLE_MAGIC = b"\x80"  # protocol 2 and later
 _COMPRESSED_MAGIC = (b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18", b"\x5d\x00\x00")
 _JOBLIB_SUFFIXES = {".joblib", ".jbl"}
 _STRING_OPCODES = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"})
+_PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
 def read_pickle(path: Path) -> Any:
@@ -98,14 +101,44 @@ def _is_pickle(path: Path) -> bool:
 
 
 def modules_named(path: Path) -> set[str]:
-    """Modules a pickle refers to: its global references, and strings that name an imported module."""
+    """Modules a pickle refers to, read without executing it: its global references (GLOBAL, and the
+    module string under each STACK_GLOBAL, followed through the memo), and strings that name an
+    imported module."""
     modules: set[str] = set()
-    for opcode, argument in _strings(path):
+    recent: deque[str | None] = deque([None, None], maxlen=2)  # the last two values pushed, if strings
+    memo: dict[int, str | None] = {}
+    for opcode, argument in _opcodes(path):
         if opcode == "GLOBAL":
-            modules.add(argument.split(" ")[0])
-        elif opcode in _STRING_OPCODES and _looks_like_module(argument):
-            modules.add(argument)
+            modules.add(str(argument).split(" ")[0])
+        elif opcode == "STACK_GLOBAL":
+            if recent[0] is not None:
+                modules.add(recent[0])
+        elif opcode == "MEMOIZE":
+            memo[len(memo)] = recent[-1]
+            continue
+        elif opcode in _PUT_OPCODES:
+            memo[int(argument)] = recent[-1]
+            continue
+        if opcode in _GET_OPCODES:
+            recent.append(memo.get(int(argument)))
+        elif opcode in _STRING_OPCODES and isinstance(argument, str):
+            recent.append(argument)
+            if _looks_like_module(argument):
+                modules.add(argument)
+        else:
+            recent.append(None)
     return modules
+
+
+def _opcodes(path: Path) -> Iterator[tuple[str, Any]]:
+    """(opcode name, argument) of a pickle's opcodes, stopping quietly where the data is not a pickle
+    any more (joblib's raw arrays follow their pickle)."""
+    with path.open("rb") as handle:
+        try:
+            for opcode, argument, _pos in pickletools.genops(handle):
+                yield opcode.name, argument
+        except Exception:
+            return
 
 
 def _looks_like_module(text: str) -> bool:

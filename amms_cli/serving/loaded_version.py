@@ -42,6 +42,7 @@ class LoadedVersion:
         executor: Executor,
         serial: bool,
         batching: BatchSettings | None = None,
+        memory_bytes: int = 0,
     ) -> None:
         self.name = name
         self.version = version
@@ -50,6 +51,7 @@ class LoadedVersion:
         self.model = model
         self.servable = servable
         self.info: InputInfo = manifest.input
+        self.memory_bytes = memory_bytes  # what its load added to the process (serving/memory.py)
         # Pickled Python models (scikit-learn and friends) mostly hold the GIL: concurrent calls only
         # contend (measured: 4 threads halved a random forest's throughput), so they predict one at a
         # time, on their model's own thread (see Lanes), and scale through batching and workers. ONNX

@@ -15,6 +15,7 @@ from amms_cli.loaders import LOADERS, Model, load_version
 from amms_cli.project.config import ModelEntry
 from amms_cli.repository.scan import VersionOnDisk
 from amms_cli.servables import Servable, make_servable
+from amms_cli.serving import memory
 from amms_cli.serving.inference import predict
 
 T = TypeVar("T")
@@ -23,10 +24,12 @@ log = logging.getLogger("amms.loading")
 
 @dataclass(frozen=True)
 class CheckedModel:
-    """A version loaded and smoke-checked: its model and the servable it is fed through."""
+    """A version loaded and smoke-checked: its model, the servable it is fed through, and the memory
+    its load added to the process (see serving/memory.py)."""
 
     model: Model
     servable: Servable
+    memory_bytes: int = 0
 
 
 async def load_in_background(
@@ -61,7 +64,8 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
             f"loader '{manifest.loader}' is refused by --allow-frameworks {','.join(sorted(allowed_loaders))}"
             + runs_code
         )
-    model = load_version(item.path, manifest)
+    readings: list[int | None] = []
+    model = load_version(item.path, manifest, before_open=lambda: readings.append(memory.resident_bytes()))
     servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
     example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
     if example is not None:
@@ -70,7 +74,9 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
         except AmmsError as exc:
             model.close()
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
-    return CheckedModel(model, servable)
+    artifacts = sum(artifact.size for artifact in manifest.artifacts)
+    added = memory.growth(readings[0] if readings else None, memory.resident_bytes(), fallback=artifacts)
+    return CheckedModel(model, servable, added)
 
 
 def in_daemon_thread(

@@ -35,6 +35,18 @@ class Metrics:
         self.loaded_versions = Gauge(
             "amms_loaded_versions", "Model versions loaded in memory.", ["model"], registry=self.registry
         )
+        self.resident_bytes = Gauge(
+            "amms_model_resident_bytes",
+            "Memory the loaded versions of a model added to the process when they loaded (an estimate).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.loads = Counter(
+            "amms_model_loads_total",
+            "Version loads by model and outcome (loaded, failed).",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "amms_batch_size_rows",
             "Rows per batch formed by adaptive batching (answered or failed).",

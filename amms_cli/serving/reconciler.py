@@ -102,8 +102,9 @@ class Reconciler:
         wanted = {entry.model_name: entry for entry in self.config.models}
         for name in [n for n in models if n not in wanted]:
             self.unloader.retire(models.pop(name).loaded.values())
-            with contextlib.suppress(KeyError):
-                self.metrics.loaded_versions.remove(name)
+            for gauge in (self.metrics.loaded_versions, self.metrics.resident_bytes):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name)
             log.info("model '%s' removed", name)
         new_names = [name for name in wanted if name not in models]
         if new_names:  # visible (as loading) at once, before the slow part
@@ -155,10 +156,19 @@ class Reconciler:
             return self._fail(view, item, f"{type(exc).__name__}: {exc}")
         seconds = time.perf_counter() - started
         self.metrics.load_seconds.labels(name).observe(seconds)
+        self.metrics.loads.labels(name, "loaded").inc()
         loaded = self._loaded_version(entry, item, checked)
         self._loaded_since_settle = True
-        log.info("model '%s' version %s loaded in %.2f s", name, item.version, seconds)
-        status = VersionStatus(item.version, VersionState.AVAILABLE, None, loaded.manifest.framework, seconds)
+        log.info(
+            "model '%s' version %s loaded in %.2f s (%.1f MiB)",
+            name,
+            item.version,
+            seconds,
+            checked.memory_bytes / 2**20,
+        )
+        status = VersionStatus(
+            item.version, VersionState.AVAILABLE, None, loaded.manifest.framework, seconds, checked.memory_bytes
+        )
         return _with_status(view, status, loaded)
 
     def _loaded_version(self, entry: ModelEntry, item: VersionOnDisk, checked: CheckedModel) -> LoadedVersion:
@@ -180,9 +190,11 @@ class Reconciler:
             executor=self.lanes.for_model(name, serial),
             serial=serial,
             batching=batching,
+            memory_bytes=checked.memory_bytes,
         )
 
     def _fail(self, view: ModelView, item: VersionOnDisk, reason: str) -> ModelView:
+        self.metrics.loads.labels(view.name, "failed").inc()
         log.error("model '%s' version %s FAILED: %s", view.name, item.version, reason)
         self.failures.remember(view.name, item, reason)
         return _with_status(view, VersionStatus(item.version, VersionState.FAILED, reason))
@@ -198,6 +210,7 @@ class Reconciler:
         failure = functools.partial(self.failures.reason, entry.model_name)
         statuses = describe(entry, on_disk, plan, previous=view.statuses, loaded=loaded, failure=failure)
         self.metrics.loaded_versions.labels(entry.model_name).set(len(loaded))
+        self.metrics.resident_bytes.labels(entry.model_name).set(sum(v.memory_bytes for v in loaded.values()))
         return ModelView(entry, served, loaded, statuses)
 
     def _held_view(self, entry: ModelEntry, view: ModelView | None) -> ModelView:
@@ -210,6 +223,7 @@ class Reconciler:
             for item in on_disk.versions
         }
         self.metrics.loaded_versions.labels(entry.model_name).set(0)
+        self.metrics.resident_bytes.labels(entry.model_name).set(0)
         return ModelView(entry, None, {}, statuses)
 
 

@@ -32,6 +32,7 @@ class VersionStatus:
     reason: str | None = None
     framework: str | None = None
     load_seconds: float | None = None
+    memory_bytes: int | None = None  # measured at load (serving/memory.py)
     changed_at: float = field(default_factory=time.time)
 
 

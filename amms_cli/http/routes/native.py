@@ -106,6 +106,7 @@ def describe_model(view: ModelView) -> dict[str, Any]:
         "example": served.servable.example() if served else None,
         "smoke_check": served is not None and served.info.smoke_example is not None,
         "classes": served.model.classes if served else None,
+        "memory_bytes": sum(loaded.memory_bytes for loaded in view.loaded.values()),
         "versions": [
             {
                 "version": str(status.version),
@@ -113,6 +114,7 @@ def describe_model(view: ModelView) -> dict[str, Any]:
                 "reason": status.reason,
                 "framework": status.framework,
                 "load_seconds": round(status.load_seconds, 4) if status.load_seconds is not None else None,
+                "memory_bytes": status.memory_bytes if str(status.version) in view.loaded else None,
                 "loaded": str(status.version) in view.loaded,
             }
             for status in view.sorted_statuses()
