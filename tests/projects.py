@@ -220,6 +220,17 @@ class Model:
 """
 
 
+# a custom model whose load() raises
+RAISES_IN_LOAD = """
+class Model:
+    def load(self, path):
+        raise RuntimeError("no weights")
+
+    def predict(self, inputs):
+        return inputs
+"""
+
+
 def add_entries(config: Path, *entries: dict[str, object]) -> None:
     """Append raw entries to a config file (fields and states the CLI would not write)."""
     config.write_text(json.dumps([*json.loads(config.read_text()), *entries]))

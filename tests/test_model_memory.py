@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from factories import IRIS_ROWS, iris_classifier
-from projects import add_entries, custom_entry, make_project, publish_custom, run_amms
+from projects import RAISES_IN_LOAD, add_entries, custom_entry, make_project, publish_custom, run_amms
 from server_support import ServerProcess, metric_values, running_server, wait_until
 
 MIB = 2**20
@@ -25,15 +25,6 @@ class Model:
         return inputs
 """
 
-FAILS = """
-class Model:
-    def load(self, path):
-        raise RuntimeError("no weights")
-
-    def predict(self, inputs):
-        return inputs
-"""
-
 pytestmark = pytest.mark.slow
 
 
@@ -42,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder: Path = tmp_path_factory.mktemp("memory")
     config = make_project(folder, {"iris": iris_classifier()})
     publish_custom(folder / "models" / "big", "1.0.0", HOLDS_120_MIB)
-    publish_custom(folder / "models" / "broken", "1.0.0", FAILS)
+    publish_custom(folder / "models" / "broken", "1.0.0", RAISES_IN_LOAD)
     add_entries(config, custom_entry("big"), custom_entry("broken"))
     with running_server(config, ready=False) as running:
         assert wait_until(lambda: httpx.get(f"{running.url}/models/big", timeout=5).json()["ready"], timeout=30)

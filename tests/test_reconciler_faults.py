@@ -19,7 +19,17 @@ import httpx
 import psutil
 import pytest
 from factories import IRIS_ROWS, iris_classifier, save_pickle
-from projects import SLOW_PREDICT, Project, add_entries, amms_argv, amms_env, custom_entry, make_project, publish_custom
+from projects import (
+    RAISES_IN_LOAD,
+    SLOW_PREDICT,
+    Project,
+    add_entries,
+    amms_argv,
+    amms_env,
+    custom_entry,
+    make_project,
+    publish_custom,
+)
 from server_support import running_server, wait_until
 
 from amms_cli.loaders.base import LoadOptions
@@ -40,15 +50,6 @@ class Model:
         time.sleep(2.0)
         self.blob = bytearray(150 * 1024 * 1024)  # touched: resident, not just reserved
         self.blob[::4096] = b"x" * len(self.blob[::4096])
-
-    def predict(self, inputs):
-        return inputs
-"""
-
-RAISES_IN_LOAD = """
-class Model:
-    def load(self, path):
-        raise RuntimeError("no weights")
 
     def predict(self, inputs):
         return inputs
