@@ -8,10 +8,12 @@ Trains the models and publishes them with `amms add-model` into a temporary repo
 starts every server at once on its own free port (idle servers cost next to nothing) and drives
 them one at a time with single-row predict requests (wrk when installed, otherwise an asyncio
 client). Runs are interleaved in rounds, the server order rotating each round, and each run
-starts once the machine is idle again. The table reports each server's median round; a ratio is
-the median of the per-round ratios (each server against the other as measured in the same round),
-so a machine that slows down or speeds up between rounds shifts both alike instead of skewing the
-ratio. Ratios compare the same model and connection count. Set AMMS_BENCH_MLSERVER_VENV (or
+starts once the machine is idle again. A ratio pairs the rounds (each server against the other as
+measured in the same round), so a machine that slows down or speeds up between rounds shifts both
+alike instead of skewing the ratio; it is the geometric mean of the per-round ratios, and the req/s
+shown is each server's geometric mean over its rounds, so the ratio column is exactly the quotient of
+the req/s columns. Latencies are those of each server's median round. Ratios compare the same model
+and connection count. Set AMMS_BENCH_MLSERVER_VENV (or
 --mlserver-venv) to a virtualenv with `mlserver mlserver-sklearn` installed to add MLServer. After
 the table, each performance target of the project is printed with the ratio measured here.
 """
@@ -46,8 +48,13 @@ class Row:
     server: str
     model: str
     connections: int
-    result: LoadResult  # the median round
+    result: LoadResult  # the median round (its latencies; errors of every round)
     round_rps: tuple[float, ...]  # req/s of every round, in round order
+
+    @property
+    def rps(self) -> float:
+        """The geometric mean over rounds: what the ratios are quotients of."""
+        return geometric_mean(self.round_rps) or self.result.rps
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class Target:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, paired for the ratios (default 3)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per server and model")
     parser.add_argument("--connections", default="1,8,64", help="comma-separated connection counts (default 1,8,64)")
     parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated: iris_lr, rf, table")
@@ -201,17 +208,20 @@ def round_ratios(rows: list[Row], server: str, base: str, model: str, connection
     return tuple(m / t for m, t in zip(mine.round_rps, theirs.round_rps, strict=True) if t)
 
 
-def median_or_none(ratios: tuple[float, ...]) -> float | None:
-    return statistics.median(ratios) if ratios else None
+def geometric_mean(values: tuple[float, ...]) -> float | None:
+    """The geometric mean, or None without (positive) values: the mean of per-round ratios that equals
+    the ratio of the two servers' means, so the table's columns agree."""
+    positive = [value for value in values if value > 0]
+    return statistics.geometric_mean(positive) if positive else None
 
 
 def rps_ratio(rows: list[Row], server: str, base: str, model: str, connections: int) -> float | None:
-    return median_or_none(round_ratios(rows, server, base, model, connections))
+    return geometric_mean(round_ratios(rows, server, base, model, connections))
 
 
 def ratio_target(what: str, goal: float, rows: list[Row], server: str, base: str, model: str, count: int) -> Target:
     ratios = round_ratios(rows, server, base, model, count)
-    return Target(what, median_or_none(ratios), goal, rounds=ratios)
+    return Target(what, geometric_mean(ratios), goal, rounds=ratios)
 
 
 def _cell(value: float | None) -> str:
@@ -225,7 +235,7 @@ def format_table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(rows, key=lambda r: (r.model, r.connections)):
         result = row.result
-        cells = [row.server, row.model, str(row.connections), f"{result.rps:,.0f}"]
+        cells = [row.server, row.model, str(row.connections), f"{row.rps:,.0f}"]
         cells += [_ms(result.p50_ms), _ms(result.p99_ms), str(result.errors)]
         cells.append(_cell(rps_ratio(rows, row.server, "floor", row.model, row.connections)))
         if with_mlserver:
@@ -314,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     generator = "wrk (Lua POST script)" if args.generator == "wrk" else "python asyncio client (may limit req/s)"
     print(f"load generator: {generator}; {args.rounds} round(s) of {args.duration:g} s per run; ", end="")
-    print("median round and median per-round ratio shown; ", end="")
+    print("req/s and ratios: geometric means over the rounds, ratios paired by round; ", end="")
+    print("latencies: median round; ", end="")
     print(f"{os.cpu_count()} CPUs shared with the servers")
     print(f"amms-batched: max_batch_size={args.max_batch_size}, max_wait_ms={args.max_wait_ms:g}; {note}")
     print(format_table(rows))
