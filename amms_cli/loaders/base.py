@@ -37,6 +37,18 @@ def with_suffix(target: Path, suffix: str) -> Path:
     return target.parent / f"{target.name}{suffix}"
 
 
+def save_model_writer(module: str, name: str, suffix: str) -> Writer:
+    """The writer of a library whose objects save themselves with `obj.save_model(path)` (the
+    XGBoost and LightGBM boosters, CatBoost) into a file named with `suffix`."""
+
+    def write(obj: Any, target: Path) -> Path:
+        path = with_suffix(target, suffix)
+        obj.save_model(str(path))
+        return path
+
+    return Writer(lambda obj: instance_of(obj, module, name), write)
+
+
 def instance_of(obj: Any, module: str, name: str) -> bool:
     """isinstance(obj, module.name), without importing the library: an object of a library's class
     means the library is already imported."""

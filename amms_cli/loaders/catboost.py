@@ -12,11 +12,9 @@ from amms_cli.loaders.base import (
     LoadOptions,
     Model,
     ObjectModel,
-    Writer,
     head_of,
-    instance_of,
     missing_extra,
-    with_suffix,
+    save_model_writer,
 )
 
 MAGIC = b"CBM1"
@@ -44,12 +42,6 @@ def _modules(path: Path) -> set[str]:
     return {"catboost"}
 
 
-def _write(obj: Any, target: Path) -> Path:
-    path = with_suffix(target, ".cbm")
-    obj.save_model(str(path))
-    return path
-
-
 CATBOOST = LoaderFacts(
     name="catboost",
     description="CatBoost save_model files (.cbm); pip install 'amms_cli[catboost]'",
@@ -58,5 +50,5 @@ CATBOOST = LoaderFacts(
     detect=_is_catboost,
     runs_code=False,
     modules_named=_modules,
-    writer=Writer(lambda obj: instance_of(obj, "catboost", "CatBoost"), _write),
+    writer=save_model_writer("catboost", "CatBoost", ".cbm"),
 )

@@ -15,11 +15,9 @@ from amms_cli.loaders.base import (
     LoadOptions,
     Model,
     ScoreModel,
-    Writer,
     head_of,
-    instance_of,
     missing_extra,
-    with_suffix,
+    save_model_writer,
 )
 
 MAGIC = b"tree\nversion=v"
@@ -63,12 +61,6 @@ def _modules(path: Path) -> set[str]:
     return {"lightgbm"}
 
 
-def _write(obj: Any, target: Path) -> Path:
-    path = with_suffix(target, ".txt")
-    obj.save_model(str(path))
-    return path
-
-
 LIGHTGBM = LoaderFacts(
     name="lightgbm",
     description="LightGBM save_model text files (.txt); pip install 'amms_cli[lightgbm]'",
@@ -77,5 +69,5 @@ LIGHTGBM = LoaderFacts(
     detect=_is_lightgbm,
     runs_code=False,
     modules_named=_modules,
-    writer=Writer(lambda obj: instance_of(obj, "lightgbm", "Booster"), _write),
+    writer=save_model_writer("lightgbm", "Booster", ".txt"),
 )

@@ -70,15 +70,8 @@ def _head(path: Path) -> bytes:
 
 
 def _strings(path: Path) -> Iterator[tuple[str, str]]:
-    """(opcode name, argument) of every string argument in a pickle, read without executing it; stops
-    quietly where the data is not a pickle any more (joblib's raw arrays follow their pickle)."""
-    with path.open("rb") as handle:
-        try:
-            for opcode, argument, _pos in pickletools.genops(handle):
-                if isinstance(argument, str):
-                    yield opcode.name, argument
-        except Exception:
-            return
+    """(opcode name, argument) of every string argument in a pickle, read without executing it."""
+    return ((opcode, argument) for opcode, argument in _opcodes(path) if isinstance(argument, str))
 
 
 def _names(path: Path, prefix: str) -> bool:

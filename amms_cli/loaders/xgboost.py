@@ -16,11 +16,9 @@ from amms_cli.loaders.base import (
     LoadOptions,
     Model,
     ScoreModel,
-    Writer,
     head_of,
-    instance_of,
     missing_extra,
-    with_suffix,
+    save_model_writer,
 )
 
 UBJSON_MARKERS = b"iUIlL"  # the length marker of the first key in a UBJSON object
@@ -69,12 +67,6 @@ def _modules(path: Path) -> set[str]:
     return {"xgboost"}
 
 
-def _write(obj: Any, target: Path) -> Path:
-    path = with_suffix(target, ".json")
-    obj.save_model(str(path))
-    return path
-
-
 XGBOOST = LoaderFacts(
     name="xgboost",
     description="XGBoost save_model files (.json, .ubj); pip install 'amms_cli[xgboost]'",
@@ -83,5 +75,5 @@ XGBOOST = LoaderFacts(
     detect=_is_xgboost,
     runs_code=False,
     modules_named=_modules,
-    writer=Writer(lambda obj: instance_of(obj, "xgboost", "Booster"), _write),
+    writer=save_model_writer("xgboost", "Booster", ".json"),
 )
