@@ -84,6 +84,15 @@ class ModelNotReady(AmmsError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class ModelBusy(ModelNotReady):
+    """The model is fine but cannot be served in time (it is still loading, or the server is loading
+    others to make room): 503 with a Retry-After header."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class PredictionError(AmmsError):
     pass
 

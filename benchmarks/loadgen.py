@@ -119,7 +119,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float) -> 
         while (now := time.perf_counter()) < deadline:
             writer.write(request)
             try:
-                status = await asyncio.wait_for(_read_response(reader), timeout=2.0)
+                status = await asyncio.wait_for(read_response(reader), timeout=2.0)
             except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
                 errors += 1
                 writer.close()
@@ -132,7 +132,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float) -> 
     return latencies, errors
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)

@@ -86,3 +86,14 @@ def published(
 def seeded(published: tuple[Project, dict[str, subprocess.CompletedProcess[str]]], tmp_path: Path) -> Project:
     """A writable copy of the published project (version 1.0.0 of every format's model)."""
     return published[0].copy_to(tmp_path / "seeded")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs it) each test module runs
+    on one worker, so its module-scoped servers and models are built once. The Docker tests share
+    one group, run first: they share one engine, and each cleans up the build-stage images made since
+    it began, so two must never overlap; they take the longest, so they start first."""
+    for item in items:
+        group = "docker" if item.get_closest_marker("docker") else item.module.__name__ if item.module else "misc"
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not item.get_closest_marker("docker"))  # stable: file order otherwise

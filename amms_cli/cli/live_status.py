@@ -11,7 +11,7 @@ from rich.table import Table
 from amms_cli.cli.console import human_size
 from amms_cli.errors import AmmsError
 
-STATE_STYLE = {"AVAILABLE": "green", "LOADING": "yellow", "FAILED": "red", "UNLOADED": "dim"}
+STATE_STYLE = {"AVAILABLE": "green", "LOADING": "yellow", "FAILED": "red", "UNLOADED": "dim", "ON_DEMAND": "cyan"}
 
 
 def fetch_status(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -33,7 +33,9 @@ def render_status(url: str, data: dict[str, Any]) -> Table:
     for column in ("model", "served", "aspired", "framework", "smoke check", "version", "state", "memory", "reason"):
         table.add_column(column)
     for model in data.get("models", []):
-        served = model.get("served_version") or "[red]none[/]"
+        served = escape(model.get("served_version") or "") or "[red]none[/]"
+        if model.get("served_version") and model.get("resident") is False:
+            served += " [cyan](on demand)[/]"
         for index, version in enumerate(model.get("versions") or [{}]):
             state = version.get("state", "")
             first = index == 0

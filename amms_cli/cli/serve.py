@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ByteSize, TypeAdapter, ValidationError
 from rich.markup import escape
 
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
@@ -20,6 +21,19 @@ DEFAULT = ServeSettings.default
 SAFE_FORMATS = [name for name in FORMATS if not LOADERS[name].runs_code]
 CODE_FORMATS = [name for name in FORMATS if LOADERS[name].runs_code]
 MIB = 1024 * 1024
+
+
+def parse_size(text: str | None, option: str) -> int | None:
+    """'4GiB', '512MiB', '1.5GB' or a number of bytes."""
+    if text is None:
+        return None
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        raise AmmsError(f"{option}: cannot read '{text}' as a size", hint="write it like 4GiB, 512MiB or 2GB") from None
+    if size <= 0:
+        raise AmmsError(f"{option} must be more than 0 bytes")
+    return size
 
 
 def parse_allowed(text: str | None) -> frozenset[str] | None:
@@ -67,8 +81,30 @@ def serve(
         ),
     ] = DEFAULT("predict_threads"),
     request_timeout: Annotated[
-        float, typer.Option(help="Seconds a client may take to send a whole request (slow clients are cut off).")
+        float,
+        typer.Option(
+            help="Seconds a client may take to send a whole request (slow clients are cut off), and a request "
+            "may wait for its model to load on demand (then 503 with Retry-After)."
+        ),
     ] = DEFAULT("request_timeout_s"),
+    max_loaded_models: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="AMMS_MAX_LOADED_MODELS",
+            help="Keep at most N model versions in memory: models load on their first request and the least "
+            "recently used idle one is evicted to make room (keep_loaded models count, and are never evicted).",
+        ),
+    ] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AMMS_MEMORY_BUDGET",
+            metavar="SIZE",
+            help="Keep the loaded versions within SIZE (e.g. 4GiB, 512MiB) of memory, each counted as what its load "
+            "added to the process; like --max-loaded-models, models then load on demand.",
+        ),
+    ] = None,
     allow_frameworks: Annotated[
         str | None,
         typer.Option(
@@ -96,8 +132,12 @@ def serve(
         serve_in_docker(config, tag, port)
         return
     from amms_cli.http.run import run
+    from amms_cli.serving.model_cache import Limits, check_limits
 
     loaded = load_config(config)  # a bad config is one clear line here, before uvicorn starts
+    budget = parse_size(memory_budget, "--memory-budget")
+    if max_loaded_models is not None or budget is not None:
+        check_limits(loaded, Limits(max_loaded_models, budget))
     settings = ServeSettings(
         config_path=Path(config).absolute(),
         host=host,
@@ -109,6 +149,8 @@ def serve(
         drain_timeout_s=drain_timeout,
         predict_threads=predict_threads,
         request_timeout_s=request_timeout,
+        max_loaded_models=max_loaded_models,
+        memory_budget_bytes=budget,
         allowed_loaders=parse_allowed(allow_frameworks),
         admin_token=os.environ.get("AMMS_ADMIN_TOKEN") or None,
         log_level=log_level.lower(),
@@ -118,4 +160,17 @@ def serve(
     err.print(
         f"Serving {len(loaded.models)} model(s) from {escape(str(config))} on http://{host}:{port}{mode}; docs at /docs"
     )
+    if settings.on_demand:
+        err.print(f"Models load on their first request; {_limits_text(settings)}")
     run(settings)
+
+
+def _limits_text(settings: ServeSettings) -> str:
+    from amms_cli.serving.model_cache import format_bytes
+
+    limits = []
+    if settings.max_loaded_models is not None:
+        limits.append(f"at most {settings.max_loaded_models} version(s) in memory")
+    if settings.memory_budget_bytes is not None:
+        limits.append(f"within {format_bytes(settings.memory_budget_bytes)}")
+    return ", ".join(limits) + " (least recently used evicted first)"

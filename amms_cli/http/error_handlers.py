@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amms_cli.errors import AmmsError
+from amms_cli.errors import AmmsError, ModelBusy
 from amms_cli.http.bodies import json_response
 
 log = logging.getLogger("amms.server")
@@ -19,7 +19,8 @@ log = logging.getLogger("amms.server")
 
 async def amms_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AmmsError)
-    return json_response({"error": exc.message}, int(exc.status))
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ModelBusy) else None
+    return json_response({"error": exc.message}, int(exc.status), headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -22,14 +22,12 @@ ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error":
 
 
 def _doc_key(snapshot: Snapshot) -> tuple[Any, ...]:
-    return tuple(
-        (name, view.served.version_text if view.served else None, view.served.servable.name if view.served else None)
-        for name, view in sorted(snapshot.models.items())
-    )
+    described = ((name, view.described) for name, view in sorted(snapshot.models.items()))
+    return tuple((name, d.version_text, d.servable.name) if d else (name, None, None) for name, d in described)
 
 
 def model_operation(view: ModelView) -> dict[str, Any]:
-    served = view.served
+    served = view.described  # the served version, or the one its first request would load
     inputs_schema: dict[str, Any] = {"description": "model input"}
     example = None
     if served is not None:

@@ -79,15 +79,15 @@ def entrypoint_path(version_dir: Path, manifest: Manifest) -> Path:
 
 
 def load_version(version_dir: Path, manifest: Manifest, *, before_open: Callable[[], None] | None = None) -> Model:
-    """Verify checksums, import the library modules the artifact names (what opening it would import
-    anyway), call `before_open`, then load: memory measured from `before_open` on is the model's own,
-    not its libraries'. Every failure becomes a ModelLoadError naming the cause."""
+    """Verify checksums, import the library modules opening it imports (recorded at publish time),
+    call `before_open`, then load: memory measured from `before_open` on is the model's own, not its
+    libraries'. Every failure becomes a ModelLoadError naming the cause."""
     verify_artifacts(version_dir, manifest)
     facts = LOADERS.get(manifest.loader)
     if facts is None:
         raise ModelLoadError(f"unknown loader '{manifest.loader}' (known: {', '.join(LOADERS)})")
     path = entrypoint_path(version_dir, manifest)
-    _import_named(facts, path)
+    _import_all(_imports(facts, path, manifest))
     if before_open is not None:
         before_open()
     try:
@@ -99,12 +99,18 @@ def load_version(version_dir: Path, manifest: Manifest, *, before_open: Callable
         raise ModelLoadError(f"{manifest.loader} load failed: {type(exc).__name__}: {reason}") from exc
 
 
-def _import_named(facts: LoaderFacts, path: Path) -> None:
-    """Import the installed modules a verified artifact names; one that fails to import is left for
-    the loader to report in its own words."""
-    for name in sorted(facts.modules_named(path)):
-        if name.split(".")[0] in {"__main__", "builtins"}:
-            continue
+def _imports(facts: LoaderFacts, path: Path, manifest: Manifest) -> list[str]:
+    """The manifest's list; an older manifest's: the loader's own fixed list for formats that run no
+    code (reading it is free), none for the others (scanning a pickle costs more than loading it)."""
+    if manifest.imports or facts.runs_code:
+        return manifest.imports
+    return sorted(facts.modules_named(path))
+
+
+def _import_all(names: list[str]) -> None:
+    """Import installed modules; one that fails to import is left for the loader to report in its
+    own words."""
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # the load itself reports what is missing

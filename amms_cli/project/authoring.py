@@ -298,6 +298,7 @@ def _publish_new(
             entrypoint=entrypoint,
             python_version=trial.python_version,
             requirements=trial.requirements,
+            imports=trial.imports,
             trusted_types=trust,
             input=trial.input,
             outputs=trial.outputs,

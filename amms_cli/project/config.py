@@ -74,6 +74,12 @@ class ModelEntry(BaseModel):
     load_timeout_s: float = Field(
         120.0, gt=0, le=3600, strict=True, description="A version that takes longer to load is marked FAILED."
     )
+    keep_loaded: bool = Field(
+        False,
+        strict=True,
+        description="With --max-loaded-models or --memory-budget: load at start and never evict (the hot "
+        "set; readiness waits for it). Without them every model is loaded at start anyway.",
+    )
 
     @field_validator("model_name")
     @classmethod

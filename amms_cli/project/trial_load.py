@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class TrialResult(BaseModel):
     servable_name: str
     python_version: str
     requirements: dict[str, str]  # distribution -> installed version
+    imports: list[str]  # installed modules loading it needs (the manifest's `imports`)
     input: InputInfo
     outputs: dict[str, OutputInfo]  # learnt from a real prediction of the example ({} without one)
 
@@ -96,13 +98,15 @@ def inspect_model(request: TrialRequest) -> TrialResult:
     servable = make_servable(servable_name, info, request.name)
     outputs = _check_example(model, servable, example)
     modules = facts.modules_named(request.path) | _model_modules(model)
+    providers = importlib.metadata.packages_distributions()
     return TrialResult(
         framework=model.framework,
         model_class=_class_name(model),
         servable_name=servable.name,
         python_version=platform.python_version(),
-        requirements=requirements_for(modules, (*facts.requirements, *servable.requirements))
+        requirements=requirements_for(modules, providers, (*facts.requirements, *servable.requirements))
         | dict(model.requirements),
+        imports=sorted(m for m in modules if m.split(".")[0] in providers and m.split(".")[0] != "amms_cli"),
         input=info.model_copy(update={"example": example, "example_given": example is not None}),
         outputs=outputs,
     )
@@ -152,10 +156,10 @@ def _model_modules(model: Model) -> set[str]:
     return roots
 
 
-def requirements_for(modules: set[str], needed: tuple[str, ...]) -> dict[str, str]:
-    """Installed distributions (name -> version) that provide the given modules, plus the ones the
-    loader and the servable need themselves. Transitive dependencies are left to pip."""
-    providers = importlib.metadata.packages_distributions()
+def requirements_for(modules: set[str], providers: Mapping[str, list[str]], needed: tuple[str, ...]) -> dict[str, str]:
+    """Installed distributions (name -> version) that provide the given modules (`providers`: top
+    module -> distributions), plus the ones the loader and the servable need themselves. Transitive
+    dependencies are left to pip."""
     roots = {m.split(".")[0] for m in modules}
     roots = {r for r in roots if r and not r.startswith("_") and r not in sys.stdlib_module_names}
     names = {dist for root in roots for dist in providers.get(root, [])}

@@ -94,6 +94,10 @@ class Manifest(BaseModel):
     entrypoint: str  # the artifact the loader opens (a file name, or "." for a custom model folder)
     python_version: str
     requirements: dict[str, str] = Field(default_factory=dict)  # distribution -> version it was saved with
+    # installed modules opening the artifact imports, found by the trial load: the server imports them
+    # before it measures a load, so a version's memory is its own, not its libraries' (empty in
+    # manifests written before amms recorded them)
+    imports: list[str] = Field(default_factory=list)
     trusted_types: list[str] = Field(default_factory=list)  # skops: types the publisher trusted (--trust)
     input: InputInfo = Field(default_factory=InputInfo)
     outputs: dict[str, OutputInfo] = Field(default_factory=dict)  # "predict", "predict_proba"; {} = unknown

@@ -4,7 +4,7 @@ request metrics.
 A front end decodes its protocol's request, then makes one inference call per request:
 
     with plane.inference(name, version, PROTOCOL) as call:
-        loaded = call.loaded                       # resolved once, on first use
+        loaded = await call.resolve()              # once; loads it first if the model cache evicted it
         prediction = await call.infer(inputs, proba)
         return encode(loaded, prediction)          # the outcome is recorded when the block ends
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
-from amms_cli.errors import AmmsError, InvalidInput
+from amms_cli.errors import AmmsError, InvalidInput, ModelNotReady, NotFound
 from amms_cli.servables import RequestInputs
+from amms_cli.serving.cold_starts import ColdStarts
 from amms_cli.serving.inference import Prediction
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.metrics import Metrics
@@ -25,15 +26,29 @@ UNKNOWN_MODEL = "<unknown>"  # metrics label for names that are not configured (
 
 
 class DataPlane:
-    def __init__(self, registry: Registry, metrics: Metrics) -> None:
+    def __init__(self, registry: Registry, metrics: Metrics, cold_starts: ColdStarts | None = None) -> None:
         self.registry = registry
         self.metrics = metrics
+        self.cold_starts = cold_starts  # with the model cache on
 
     def inference(self, name: str, version: str | None, protocol: str) -> InferenceCall:
         return InferenceCall(self, name, version, protocol)
 
-    def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
-        return self.registry.resolve(name, version)
+    async def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
+        """The loaded version for a request: the served one or an exact one, loaded first when the
+        model cache has it on demand."""
+        try:
+            return self.registry.resolve(name, version)
+        except (ModelNotReady, NotFound):
+            item = self.registry.loadable(name, version)
+            cold_starts = self.cold_starts
+            if cold_starts is None or item is None:
+                raise
+        return await cold_starts.resolve(name, str(item.version))
+
+    def on_demand(self, name: str, version: str | None = None) -> bool:
+        """Not loaded, but a request would load it (the model cache): ready to serve, not resident."""
+        return self.cold_starts is not None and self.registry.loadable(name, version) is not None
 
     def view(self, name: str) -> ModelView:
         return self.registry.view(name)
@@ -67,8 +82,9 @@ class DataPlane:
 
 
 class InferenceCall:
-    """One inference request: the version is resolved once and used for everything after; the outcome
-    (200, the status of an AmmsError, or 500 for anything else) is recorded once, when the block ends."""
+    """One inference request: the version is resolved once and held (its lease) until the block ends,
+    so it is neither unloaded nor evicted meanwhile; the outcome (200, the status of an AmmsError, or
+    500 for anything else) is recorded once, when the block ends."""
 
     __slots__ = ("_loaded", "name", "plane", "protocol", "started", "version")
 
@@ -80,26 +96,23 @@ class InferenceCall:
         self.started = time.perf_counter()
         self._loaded: LoadedVersion | None = None
 
-    @property
-    def loaded(self) -> LoadedVersion:
+    async def resolve(self) -> LoadedVersion:
         if self._loaded is None:
-            self._loaded = self.plane.registry.resolve(self.name, self.version)
+            loaded = await self.plane.resolve(self.name, self.version)
+            loaded.acquire()  # no await between resolving and holding: it cannot be evicted in between
+            self._loaded = loaded
         return self._loaded
 
     async def infer(self, inputs: RequestInputs, proba: bool = False) -> Prediction:
         """Convert the protocol's inputs with the version's servable and predict (batched when the
-        version has a batcher), holding a lease so the version is not unloaded meanwhile."""
-        loaded = self.loaded
+        version has a batcher)."""
+        loaded = await self.resolve()
         model_input = loaded.servable.convert(inputs)
         if proba and not loaded.model.has_predict_proba:
             raise InvalidInput(f"model '{self.name}' gives no class probabilities")
-        loaded.acquire()
-        try:
-            if loaded.batcher is not None:
-                return await loaded.batcher.submit(model_input, proba)
-            return await loaded.predict(model_input, proba)
-        finally:
-            loaded.release()
+        if loaded.batcher is not None:
+            return await loaded.batcher.submit(model_input, proba)
+        return await loaded.predict(model_input, proba)
 
     def __enter__(self) -> InferenceCall:
         return self
@@ -107,6 +120,8 @@ class InferenceCall:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
+        if self._loaded is not None:
+            self._loaded.release()
         if error is None:
             code = 200
         elif isinstance(error, AmmsError):

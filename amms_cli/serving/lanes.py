@@ -3,6 +3,7 @@ concurrently (ONNX releases the GIL, custom code may wait on I/O), and one threa
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 
@@ -10,6 +11,7 @@ class Lanes:
     def __init__(self, pool_threads: int) -> None:
         self.pool = ThreadPoolExecutor(pool_threads, thread_name_prefix="amms-predict")
         self._own: dict[str, ThreadPoolExecutor] = {}
+        self._users: Counter[str] = Counter()  # loaded versions predicting on each model's own thread
 
     def for_model(self, name: str, serialised: bool) -> Executor:
         """The shared pool, or for a model whose calls run one at a time, the thread of its own.
@@ -25,10 +27,20 @@ class Lanes:
         lane = self._own.get(name)
         if lane is None:
             lane = self._own[name] = ThreadPoolExecutor(1, thread_name_prefix=f"amms-predict-{name}")
+        self._users[name] += 1
         return lane
 
+    def release(self, name: str, serialised: bool) -> None:
+        """A version given its executor by `for_model` is closed: the last one of a model lets the
+        model's own thread go (removed, or evicted by the model cache)."""
+        if not serialised:
+            return
+        self._users[name] -= 1
+        if self._users[name] <= 0:
+            del self._users[name]
+            self.close(name)
+
     def close(self, name: str) -> None:
-        """Let a model's own thread go (its last version is unloaded and the model removed)."""
         lane = self._own.pop(name, None)
         if lane is not None:
             lane.shutdown(wait=False)

@@ -62,6 +62,7 @@ class LoadedVersion:
         self.speed = PredictSpeed()
         self.batcher = self._batcher(batching)
         self.in_flight = 0
+        self.last_used = time.monotonic()  # the model cache evicts the least recently used first
         self.retired = False
         self._drained: asyncio.Event | None = None
 
@@ -96,7 +97,9 @@ class LoadedVersion:
             self.speed.observe(time.perf_counter() - started, cpu - started_cpu, waits != started_waits)
 
     def acquire(self) -> None:
+        """A request holds this version (from its resolution to its response)."""
         self.in_flight += 1
+        self.last_used = time.monotonic()
 
     def release(self) -> None:
         self.in_flight -= 1

@@ -76,7 +76,8 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
     artifacts = sum(artifact.size for artifact in manifest.artifacts)
     added = memory.growth(readings[0] if readings else None, memory.resident_bytes(), fallback=artifacts)
-    return CheckedModel(model, servable, added)
+    # at least its files' size: a load that reuses memory freed by another shows less growth than it holds
+    return CheckedModel(model, servable, max(added, artifacts))
 
 
 def in_daemon_thread(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from amms_cli.serving.loaded_version import LoadedVersion
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -47,6 +53,19 @@ class Metrics:
             ["model", "outcome"],
             registry=self.registry,
         )
+        self.evictions = Counter(
+            "amms_model_evictions_total",
+            "Versions evicted by the model cache to make room (least recently used first).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cold_start_seconds = Histogram(
+            "amms_cold_start_duration_seconds",
+            "With the model cache on: from a request finding its version not loaded to the version being "
+            "ready (waiting for room included).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "amms_batch_size_rows",
             "Rows per batch formed by adaptive batching (answered or failed).",
@@ -66,6 +85,12 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def set_resident(self, model: str, loaded: Iterable[LoadedVersion]) -> None:
+        """The loaded-versions and resident-bytes gauges of one model."""
+        versions = list(loaded)
+        self.loaded_versions.labels(model).set(len(versions))
+        self.resident_bytes.labels(model).set(sum(version.memory_bytes for version in versions))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,7 +3,7 @@ to serve and the ones to keep loaded; `describe` states every version's status f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from amms_cli.project.config import ModelEntry
@@ -13,6 +13,7 @@ from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import VersionState, VersionStatus
 
 FailureReason = Callable[[VersionOnDisk], str | None]  # why a version on disk failed to load, if it did
+LOADS_ON_REQUEST = "loads on its first request"
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ def describe(
     previous: Mapping[str, VersionStatus],
     loaded: Mapping[str, LoadedVersion],
     failure: FailureReason,
+    on_demand: Collection[str] = (),
 ) -> dict[str, VersionStatus]:
-    """The state of every version on disk (and of loaded ones whose folder is gone)."""
+    """The state of every version on disk (and of loaded ones whose folder is gone); with the model
+    cache on, planned versions that are not loaded are ON_DEMAND."""
     statuses: dict[str, VersionStatus] = {}
     for item in on_disk.versions:
         key = str(item.version)
@@ -53,6 +56,11 @@ def describe(
             statuses[key] = previous.get(key) or VersionStatus(item.version, VersionState.AVAILABLE)
         elif reason is not None:
             statuses[key] = VersionStatus(item.version, VersionState.FAILED, reason)
+        elif key in on_demand:
+            status = previous.get(key)
+            if status is None or status.state != VersionState.ON_DEMAND:
+                status = VersionStatus(item.version, VersionState.ON_DEMAND, LOADS_ON_REQUEST)
+            statuses[key] = status
         else:
             statuses[key] = VersionStatus(item.version, VersionState.UNLOADED, _why_unloaded(entry, item, plan))
     for key, version in loaded.items():

@@ -4,6 +4,10 @@ Each pass plans every model (`plan.plan_model`, pure), loads the versions the pl
 (`loading`, in a thread, with a timeout and a smoke check), publishes a new registry snapshot in one
 assignment, and hands what is no longer wanted to the `Unloader`, which drains it before closing it.
 One pass runs at a time; the triggers that arrive during a pass are served together by one more.
+
+With the model cache on (serving/model_cache.py), a pass loads only the hot set (`keep_loaded`) and
+the new versions of models that are resident; the others are planned but left for their first
+request (`load_on_demand`), which takes the same per-model lock as a pass does.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ import logging
 import time
 from collections.abc import Callable
 
-from amms_cli.errors import AmmsError, ConfigError
+from amms_cli.errors import AmmsError, ConfigError, ModelBusy, ModelNotReady
 from amms_cli.loaders import LOADERS
 from amms_cli.project.config import DEFAULT_BATCH_SIZE, AmmsConfig, ModelEntry, load_config
 from amms_cli.repository.manifest import Manifest
 from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
+from amms_cli.repository.versions import Version
+from amms_cli.servables import Servable, make_servable
 from amms_cli.serving import gc_freeze
 from amms_cli.serving.failures import FailureMemory
 from amms_cli.serving.lanes import Lanes
 from amms_cli.serving.loaded_version import BatchSettings, LoadedVersion
 from amms_cli.serving.loading import CheckedModel, load_in_background
 from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.model_cache import Limits, ModelCache, ModelLocks
 from amms_cli.serving.plan import ModelPlan, describe, plan_model
 from amms_cli.serving.registry import ModelView, Registry, VersionState, VersionStatus
 from amms_cli.serving.settings import ServeSettings
@@ -45,7 +52,13 @@ class Reconciler:
         self.config = config
         self.metrics = metrics
         self.allowed_loaders = settings.allowed_loaders
-        self.unloader = Unloader(registry, lanes, settings.drain_timeout_s)
+        settle = gc_freeze.settle_soon if settings.on_demand else gc_freeze.settle
+        self.unloader = Unloader(lanes, settings.drain_timeout_s, settle)
+        self.locks = ModelLocks()
+        self.cache: ModelCache | None = None
+        if settings.on_demand:
+            limits = Limits(settings.max_loaded_models, settings.memory_budget_bytes)
+            self.cache = ModelCache(limits, registry, self.unloader, metrics, self.locks)
         self.failures = FailureMemory()
         self.held: set[str] = set()  # models unloaded through the admin API
         self._lock = asyncio.Lock()
@@ -98,34 +111,34 @@ class Reconciler:
         self.lanes.shutdown()
 
     async def _pass(self) -> None:
-        models = dict(self.registry.snapshot.models)
+        """Converge every model, each under its own lock, publishing each model's view as it is done."""
         wanted = {entry.model_name: entry for entry in self.config.models}
-        for name in [n for n in models if n not in wanted]:
-            self.unloader.retire(models.pop(name).loaded.values())
+        for name in [n for n in self.registry.snapshot.models if n not in wanted]:
+            async with self.locks.of(name):
+                self.unloader.retire(self.registry.view(name).loaded.values())
+                self.registry.remove(name)
+            self.locks.forget(name)
             for gauge in (self.metrics.loaded_versions, self.metrics.resident_bytes):
                 with contextlib.suppress(KeyError):
                     gauge.remove(name)
             log.info("model '%s' removed", name)
-        new_names = [name for name in wanted if name not in models]
-        if new_names:  # visible (as loading) at once, before the slow part
-            models.update({name: ModelView(wanted[name], pending=True) for name in new_names})
-            self.registry.publish(dict(models))
+        for name, entry in wanted.items():  # new ones visible (as loading) at once, before the slow part
+            if name not in self.registry.snapshot.models:
+                self.registry.put(ModelView(entry, pending=True))
         for name, entry in wanted.items():
-            if name in self.held:
-                models[name] = self._held_view(entry, models.get(name))
-            else:
-
-                def show(progress: ModelView) -> None:
-                    self.registry.publish({**models, progress.name: progress})
-
-                models[name] = await self._converge(entry, models.get(name), show)
-        self.registry.publish(models, ready=True)
+            async with self.locks.of(name):
+                view = self.registry.snapshot.models.get(name)
+                if name in self.held:
+                    self._publish(self._held_view(entry, view))
+                else:
+                    self._publish(await self._converge(entry, view, self.registry.put))
+        self.registry.mark_ready()
         if self._loaded_since_settle:
             self._loaded_since_settle = False
-            gc_freeze.settle()
+            self.unloader.settle()
 
     async def _converge(
-        self, entry: ModelEntry, view: ModelView | None, show: Callable[[ModelView], None]
+        self, entry: ModelEntry, view: ModelView | None, show: Callable[[ModelView], object]
     ) -> ModelView:
         """Load what the model's plan is missing, one version at a time (a failed load changes the plan),
         then serve the planned version. `show` publishes the model's view while a version loads."""
@@ -134,22 +147,77 @@ class Reconciler:
         for warning in on_disk.warnings:
             log.debug("%s", warning)
         plan = self._plan(entry, on_disk)
-        while missing := plan.missing(view.loaded):
-            view = _with_status(view, VersionStatus(missing[0].version, VersionState.LOADING))
+        tried: set[Version] = set()
+        while missing := [item for item in self._to_load_now(entry, plan, view) if item.version not in tried]:
+            item = missing[0]
+            tried.add(item.version)
+            view = _with_status(view, VersionStatus(item.version, VersionState.LOADING))
             show(view)
-            view = await self._load(entry, missing[0], view)
+            try:
+                view = await self._load(entry, item, view)
+            except ModelBusy as exc:  # no room in the model cache in time: it loads on a request later
+                view = _with_status(view, VersionStatus(item.version, VersionState.ON_DEMAND, exc.message))
             plan = self._plan(entry, on_disk)
         return self._finish(entry, on_disk, plan, view)
+
+    def _publish(self, view: ModelView) -> None:
+        """Publish a model's view; with the model cache, evict others if its loads measured more than
+        expected."""
+        self.registry.put(view)
+        if self.cache is not None:
+            self.cache.trim()
+
+    def _to_load_now(self, entry: ModelEntry, plan: ModelPlan, view: ModelView) -> list[VersionOnDisk]:
+        """Every planned version not loaded; with the model cache, only for the hot set, and for a
+        resident model its new version to serve (the swap of live reload). The rest load on demand."""
+        missing = plan.missing(view.loaded)
+        if self.cache is None or entry.keep_loaded:
+            return missing
+        resident = view.served is not None
+        return [item for item in missing if resident and item is plan.serve]
+
+    async def load_on_demand(self, name: str, key: str) -> LoadedVersion:
+        """Load version `key` of a model for a request that found it not loaded (the model cache's cold
+        start); returns at once when another load already finished it. ModelNotReady if it fails."""
+        async with self.locks.of(name):
+            view = self.registry.view(name)
+            loaded = view.loaded.get(key)
+            if loaded is not None:
+                return loaded
+            item = view.on_demand.get(key)
+            if item is None:
+                raise ModelNotReady(f"model '{name}' version {key} is not planned to be served any more")
+            before = view.statuses.get(key)
+            self.registry.put(_with_status(view, VersionStatus(item.version, VersionState.LOADING)))
+            try:
+                view = await self._load(view.entry, item, view)
+            except BaseException:  # no room in time (ModelBusy), or the request's wait was cancelled
+                self.registry.put(view if before is None else _with_status(view, before))
+                raise
+            loaded = view.loaded.get(key)
+            if loaded is not None and key == view.target:
+                view = dataclasses.replace(view, served=loaded)
+            self._publish(view)
+            self.metrics.set_resident(name, view.loaded.values())
+            if loaded is not None:
+                gc_freeze.settle_soon()  # freeze it out of future collections, with the others loaded soon
+        if loaded is None:
+            asyncio.get_running_loop().create_task(self.reconcile())  # the plan falls back to another version
+            raise ModelNotReady(f"model '{name}' version {key} failed to load: {view.statuses[key].reason}")
+        return loaded
 
     def _plan(self, entry: ModelEntry, on_disk: ModelOnDisk) -> ModelPlan:
         return plan_model(entry, on_disk, self.failures.failed_versions(entry.model_name, on_disk))
 
     async def _load(self, entry: ModelEntry, item: VersionOnDisk, view: ModelView) -> ModelView:
-        """The view with `item` loaded (AVAILABLE), or FAILED with the reason."""
+        """The view with `item` loaded (AVAILABLE), or FAILED with the reason; ModelBusy when the model
+        cache found no room for it in time (not a failure of the version)."""
         name = entry.model_name
         started = time.perf_counter()
         try:
-            checked = await load_in_background(entry, item, self.allowed_loaders)
+            checked = await self._load_within_limits(entry, item)
+        except ModelBusy:
+            raise
         except AmmsError as exc:
             return self._fail(view, item, exc.message)
         except Exception as exc:
@@ -158,6 +226,8 @@ class Reconciler:
         self.metrics.load_seconds.labels(name).observe(seconds)
         self.metrics.loads.labels(name, "loaded").inc()
         loaded = self._loaded_version(entry, item, checked)
+        if self.cache is not None:
+            self.cache.charge(loaded)  # trimmed to the limits once its view is published (_publish)
         self._loaded_since_settle = True
         log.info(
             "model '%s' version %s loaded in %.2f s (%.1f MiB)",
@@ -170,6 +240,16 @@ class Reconciler:
             item.version, VersionState.AVAILABLE, None, loaded.manifest.framework, seconds, checked.memory_bytes
         )
         return _with_status(view, status, loaded)
+
+    async def _load_within_limits(self, entry: ModelEntry, item: VersionOnDisk) -> CheckedModel:
+        """Load in the background; with the model cache, in room made for it first."""
+        if self.cache is None:
+            return await load_in_background(entry, item, self.allowed_loaders)
+        await self.cache.make_room(entry.model_name, item, deadline=time.monotonic() + entry.load_timeout_s)
+        try:
+            return await load_in_background(entry, item, self.allowed_loaders)
+        finally:
+            self.cache.unreserve(entry.model_name, str(item.version))
 
     def _loaded_version(self, entry: ModelEntry, item: VersionOnDisk, checked: CheckedModel) -> LoadedVersion:
         """The loaded version, complete: the thread it predicts on and, when configured, its batcher."""
@@ -208,10 +288,23 @@ class Reconciler:
         if served is not None and (view.served is None or view.served.version != served.version):
             log.info("model '%s' now serves version %s", entry.model_name, served.version_text)
         failure = functools.partial(self.failures.reason, entry.model_name)
-        statuses = describe(entry, on_disk, plan, previous=view.statuses, loaded=loaded, failure=failure)
-        self.metrics.loaded_versions.labels(entry.model_name).set(len(loaded))
-        self.metrics.resident_bytes.labels(entry.model_name).set(sum(v.memory_bytes for v in loaded.values()))
-        return ModelView(entry, served, loaded, statuses)
+        on_demand = {str(item.version): item for item in plan.keep} if self.cache is not None else {}
+        statuses = describe(
+            entry, on_disk, plan, previous=view.statuses, loaded=loaded, failure=failure, on_demand=on_demand
+        )
+        self.metrics.set_resident(entry.model_name, loaded.values())
+        if not on_demand or plan.serve is None:
+            return ModelView(entry, served, loaded, statuses)
+        target_servable = served.servable if served is not None else _servable_of(entry, plan.serve)
+        return ModelView(
+            entry,
+            served,
+            loaded,
+            statuses,
+            on_demand=on_demand,
+            target=str(plan.serve.version),
+            target_servable=target_servable,
+        )
 
     def _held_view(self, entry: ModelEntry, view: ModelView | None) -> ModelView:
         """A model unloaded through the admin API: nothing loaded, every version UNLOADED."""
@@ -222,8 +315,7 @@ class Reconciler:
             str(item.version): VersionStatus(item.version, VersionState.UNLOADED, ADMIN_UNLOADED)
             for item in on_disk.versions
         }
-        self.metrics.loaded_versions.labels(entry.model_name).set(0)
-        self.metrics.resident_bytes.labels(entry.model_name).set(0)
+        self.metrics.set_resident(entry.model_name, ())
         return ModelView(entry, None, {}, statuses)
 
 
@@ -234,13 +326,23 @@ def batch_size(entry: ModelEntry, manifest: Manifest) -> int:
     return DEFAULT_BATCH_SIZE if manifest.input.row_independent else 1
 
 
+def _servable_of(entry: ModelEntry, item: VersionOnDisk) -> Servable | None:
+    """The servable a version would be fed through, from its manifest (None if it names none known)."""
+    if item.manifest is None:
+        return None
+    try:
+        return make_servable(entry.servable_name or item.manifest.servable_name, item.manifest.input, entry.model_name)
+    except (AmmsError, KeyError):
+        return None
+
+
 def _carried_over(entry: ModelEntry, view: ModelView | None) -> ModelView:
     """The model's view for this pass: what is loaded stays loaded; an edited entry replaces the old."""
     if view is None:
         return ModelView(entry)
     if view.entry == entry:
         return view
-    return ModelView(entry, view.served, dict(view.loaded), dict(view.statuses))
+    return dataclasses.replace(view, entry=entry)
 
 
 def _with_status(view: ModelView, status: VersionStatus, loaded: LoadedVersion | None = None) -> ModelView:

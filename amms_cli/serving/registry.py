@@ -1,6 +1,7 @@
 """Models in memory: an immutable snapshot of every configured model, its loaded versions and the
 state of each version seen on disk. Requests read the current snapshot without locks; the
-reconciler builds a new one and swaps it in one assignment.
+reconciler (and, with the model cache on, a request's on-demand load or an eviction) replaces one
+model's view at a time, each change a new snapshot swapped in by one assignment.
 
 All mutations happen on the event loop thread (the reconciler is a coroutine), so leases
 (in-flight counts used to drain a version before it is unloaded) need no locks either.
@@ -11,10 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from amms_cli.errors import ModelNotReady, NotFound
 from amms_cli.project.config import ModelEntry
+from amms_cli.repository.manifest import Manifest
+from amms_cli.repository.scan import VersionOnDisk
 from amms_cli.repository.versions import Version
+from amms_cli.servables import Servable
 from amms_cli.serving.loaded_version import LoadedVersion
 
 
@@ -23,6 +28,7 @@ class VersionState(StrEnum):
     AVAILABLE = "AVAILABLE"
     FAILED = "FAILED"
     UNLOADED = "UNLOADED"
+    ON_DEMAND = "ON_DEMAND"  # known and loadable, not in memory: its first request loads it (model cache)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,15 @@ class VersionStatus:
     changed_at: float = field(default_factory=time.time)
 
 
+class Described(NamedTuple):
+    """What the APIs document of a model: its served version, or the one a request would load."""
+
+    version_text: str
+    manifest: Manifest
+    servable: Servable
+    resident: bool
+
+
 @dataclass(frozen=True)
 class ModelView:
     """One configured model: which version is served, which are loaded, and every version's state."""
@@ -45,10 +60,33 @@ class ModelView:
     loaded: dict[str, LoadedVersion] = field(default_factory=dict)
     statuses: dict[str, VersionStatus] = field(default_factory=dict)
     pending: bool = False  # configured, not reconciled yet
+    # with the model cache on: the planned versions (the one to serve, then pinned ones), resident or
+    # not, that a request may load; `target` is the key of the one to serve
+    on_demand: dict[str, VersionOnDisk] = field(default_factory=dict)
+    target: str | None = None
+    target_servable: Servable | None = None  # the target's, from its manifest: its schema without loading it
 
     @property
     def name(self) -> str:
         return self.entry.model_name
+
+    @property
+    def target_item(self) -> VersionOnDisk | None:
+        return self.on_demand.get(self.target) if self.target is not None else None
+
+    @property
+    def described(self) -> Described | None:
+        if self.served is not None:
+            return Described(self.served.version_text, self.served.manifest, self.served.servable, True)
+        item = self.target_item
+        if item is None or item.manifest is None or self.target_servable is None:
+            return None
+        return Described(str(item.version), item.manifest, self.target_servable, False)
+
+    @property
+    def servable_on_demand(self) -> bool:
+        """Nothing served now, but a request would load the version to serve."""
+        return self.served is None and self.target is not None and self.target in self.on_demand
 
     def sorted_statuses(self) -> list[VersionStatus]:
         return sorted(self.statuses.values(), key=lambda s: s.version)
@@ -74,6 +112,17 @@ class Registry:
         if not self.started and self.snapshot.ready and not self.unavailable():
             self.started = True
         return self.snapshot
+
+    def put(self, view: ModelView) -> Snapshot:
+        """Replace (or add) one model's view, leaving every other model as it is now."""
+        return self.publish({**self.snapshot.models, view.name: view})
+
+    def remove(self, name: str) -> Snapshot:
+        return self.publish({k: v for k, v in self.snapshot.models.items() if k != name})
+
+    def mark_ready(self) -> Snapshot:
+        """The first reconcile has finished."""
+        return self.publish(self.snapshot.models, ready=True)
 
     def view(self, name: str) -> ModelView:
         view = self.snapshot.models.get(name)
@@ -106,8 +155,22 @@ class Registry:
         return self.started
 
     def unavailable(self) -> dict[str, str]:
-        """Every model without a served version, with the reason."""
-        return {name: _why_not(view) for name, view in self.snapshot.models.items() if view.served is None}
+        """Every model without a served version (or one a request would load), with the reason."""
+        return {
+            name: _why_not(view)
+            for name, view in self.snapshot.models.items()
+            if view.served is None and not view.servable_on_demand
+        }
+
+    def loadable(self, name: str, version: str | None) -> VersionOnDisk | None:
+        """The version a request for (`name`, `version`) would load on demand, if it is not loaded."""
+        view = self.snapshot.models.get(name)
+        if view is None:
+            return None
+        key = view.target if version is None else version
+        if key is None or key in view.loaded:
+            return None
+        return view.on_demand.get(key)
 
 
 def _why_not(view: ModelView) -> str:

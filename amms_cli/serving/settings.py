@@ -25,7 +25,12 @@ class ServeSettings(BaseModel):
     body_limit_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     drain_timeout_s: float = Field(30.0, ge=0)
     predict_threads: int = Field(4, ge=1, le=256)
-    request_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a whole request")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="time allowed to receive a whole request, and to wait for its model to load"
+    )
+    # the model cache (serving/model_cache.py): either limit makes models load on their first request
+    max_loaded_models: int | None = Field(None, ge=1, description="most model versions in memory at once")
+    memory_budget_bytes: int | None = Field(None, ge=1, description="most memory the loaded versions may hold")
     allowed_loaders: frozenset[str] | None = Field(None, description="refuse versions with other loaders")
     admin_token: str | None = None
     log_level: str = "info"
@@ -43,3 +48,8 @@ class ServeSettings(BaseModel):
     @property
     def watching(self) -> bool:
         return self.watch or self.poll_s is not None
+
+    @property
+    def on_demand(self) -> bool:
+        """Models load on their first request and the least recently used idle ones are evicted."""
+        return self.max_loaded_models is not None or self.memory_budget_bytes is not None

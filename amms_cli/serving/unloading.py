@@ -1,6 +1,6 @@
 """Unloading retired versions in the background: drain (wait for the requests using a version: every
 one of them finishes on it, however long that takes; past the drain timeout a warning says which
-version is still busy), close it, let its model's own thread go once the model is removed, and
+version is still busy), close it, let its model's own thread go with its model's last loaded version, and
 collect the memory it held. A failure while closing is logged with the version it concerns, and the
 rest of the unload still happens."""
 
@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from amms_cli.serving import gc_freeze
 from amms_cli.serving.lanes import Lanes
 from amms_cli.serving.loaded_version import LoadedVersion
-from amms_cli.serving.registry import Registry
 
 log = logging.getLogger("amms.unloading")
 
 
 class Unloader:
-    def __init__(self, registry: Registry, lanes: Lanes, drain_timeout_s: float) -> None:
-        self.registry = registry
+    def __init__(self, lanes: Lanes, drain_timeout_s: float, settle: Callable[[], None] = gc_freeze.settle) -> None:
         self.lanes = lanes
         self.drain_timeout_s = drain_timeout_s
+        self.settle = settle  # the model cache settles once for many unloads (gc_freeze.settle_soon)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._retiring: Counter[str] = Counter()  # versions of each model waiting to be unloaded
+        self.on_closed: Callable[[LoadedVersion], None] | None = None  # the model cache's accounting
 
     def retire(self, versions: Iterable[LoadedVersion]) -> None:
         for version in versions:
-            self._retiring[version.name] += 1
             task = asyncio.get_running_loop().create_task(self._unload(version))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -49,10 +46,10 @@ class Unloader:
         except Exception:
             log.exception("model '%s' version %s: closing it failed", version.name, version.version_text)
         finally:
-            self._retiring[version.name] -= 1
-            if not self._retiring[version.name] and version.name not in self.registry.snapshot.models:
-                self.lanes.close(version.name)  # the model was removed and its last version is gone
-            gc_freeze.settle()
+            if self.on_closed is not None:
+                self.on_closed(version)
+            self.lanes.release(version.name, version.serial)
+            self.settle()
         log.info("model '%s' version %s unloaded", version.name, version.version_text)
 
     async def wait_idle(self) -> None:

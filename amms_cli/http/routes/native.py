@@ -72,7 +72,8 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         body, raw = await read_json_object(request, settings(request).body_limit_bytes)
         inputs, proba = _check_body(body)
         prediction = await call.infer(JsonInputs(inputs, raw), proba)
-        payload: dict[str, Any] = {"model": name, "version": call.loaded.version_text, "outputs": prediction.outputs}
+        loaded = await call.resolve()
+        payload: dict[str, Any] = {"model": name, "version": loaded.version_text, "outputs": prediction.outputs}
         if prediction.probabilities is not None:
             payload["probabilities"] = prediction.probabilities
             payload["classes"] = prediction.classes
@@ -93,19 +94,23 @@ def _check_body(body: dict[str, Any]) -> tuple[Any, bool]:
 
 
 def describe_model(view: ModelView) -> dict[str, Any]:
-    """The native description of a model: served version, each version's state, input schema."""
+    """The native description of a model: served version, each version's state, input schema. With the
+    model cache on, a model that is not in memory is described from the manifest of the version its
+    first request would load (`resident` false)."""
     served = view.served
+    described = view.described
     return {
         "name": view.name,
         "aspired_version": view.entry.aspired_version,
-        "served_version": served.version_text if served else None,
-        "ready": served is not None,
-        "framework": served.manifest.framework if served else None,
-        "servable": served.servable.name if served else view.entry.servable_name,
-        "input_schema": served.servable.schema() if served else None,
-        "example": served.servable.example() if served else None,
-        "smoke_check": served is not None and served.info.smoke_example is not None,
-        "classes": served.model.classes if served else None,
+        "served_version": described.version_text if described else None,
+        "ready": described is not None,
+        "resident": served is not None,
+        "framework": described.manifest.framework if described else None,
+        "servable": described.servable.name if described else view.entry.servable_name,
+        "input_schema": described.servable.schema() if described else None,
+        "example": described.servable.example() if described else None,
+        "smoke_check": described is not None and described.manifest.input.smoke_example is not None,
+        "classes": served.model.classes if served else (described.manifest.input.classes if described else None),
         "memory_bytes": sum(loaded.memory_bytes for loaded in view.loaded.values()),
         "versions": [
             {

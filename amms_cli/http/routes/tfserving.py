@@ -30,6 +30,7 @@ STATES = {
     VersionState.AVAILABLE: "AVAILABLE",
     VersionState.FAILED: "END",
     VersionState.UNLOADED: "END",
+    VersionState.ON_DEMAND: "START",  # known, loads when a request asks (TF Serving's state before LOADING)
 }
 TF_DTYPES = {
     "BOOL": "DT_BOOL",
@@ -98,7 +99,7 @@ async def version_status(name: str, version: str, request: Request) -> Response:
 
 @router.get("/v1/models/{name}/metadata", summary="Signatures of the served version", responses=ERROR_RESPONSES)
 async def model_metadata(name: str, request: Request) -> Response:
-    return json_response(metadata_body(plane(request).resolve(name, None)))
+    return json_response(metadata_body(await plane(request).resolve(name, None)))
 
 
 @router.get(
@@ -107,14 +108,14 @@ async def model_metadata(name: str, request: Request) -> Response:
     responses=ERROR_RESPONSES,
 )
 async def version_metadata(name: str, version: str, request: Request) -> Response:
-    return json_response(metadata_body(plane(request).resolve(name, version)))
+    return json_response(metadata_body(await plane(request).resolve(name, version)))
 
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     with plane(request).inference(name, version, PROTOCOL) as call:
         body, raw = await read_json_object(request, settings(request).body_limit_bytes)
         row_format = _check_body(body)
-        proba = wants_probabilities(body.get("signature_name"), call.loaded)
+        proba = wants_probabilities(body.get("signature_name"), await call.resolve())
         inputs = JsonInputs(body["instances"], raw) if row_format else columnar_inputs(body["inputs"], raw)
         prediction = await call.infer(inputs, proba)
         values = prediction.probabilities if proba else prediction.outputs

@@ -86,12 +86,12 @@ async def ready(request: Request) -> Response:
 
 @router.get("/v2/models/{name}", summary="Model metadata (the served version)", responses=ERROR_RESPONSES)
 async def model_metadata(name: str, request: Request) -> Response:
-    return _metadata(request, name, None)
+    return await _metadata(request, name, None)
 
 
 @router.get("/v2/models/{name}/versions/{version}", summary="Model metadata of one version", responses=ERROR_RESPONSES)
 async def version_metadata(name: str, version: str, request: Request) -> Response:
-    return _metadata(request, name, version)
+    return await _metadata(request, name, version)
 
 
 @router.get("/v2/models/{name}/ready", summary="The model has a served version", responses=ERROR_RESPONSES)
@@ -124,9 +124,9 @@ async def infer_version(name: str, version: str, request: Request) -> Response:
     return await _infer(request, name, version)
 
 
-def _metadata(request: Request, name: str, version: str | None) -> Response:
+async def _metadata(request: Request, name: str, version: str | None) -> Response:
     dataplane = plane(request)
-    loaded = dataplane.resolve(name, version)
+    loaded = await dataplane.resolve(name, version)
     return json_response(describe(dataplane.view(name), loaded))
 
 
@@ -145,8 +145,10 @@ def describe(view: ModelView, loaded: LoadedVersion) -> dict[str, Any]:
 
 def _ready(request: Request, name: str, version: str | None) -> Response:
     dataplane = plane(request)
+    if dataplane.on_demand(name, version):  # not in memory; its first request loads it
+        return json_response({"name": name, "ready": True, "resident": False})
     try:
-        dataplane.resolve(name, version)
+        dataplane.registry.resolve(name, version)
     except ModelNotReady as exc:
         return json_response({"error": exc.message}, 503)
     except NotFound as exc:
@@ -160,10 +162,11 @@ def _ready(request: Request, name: str, version: str | None) -> Response:
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     with plane(request).inference(name, version, PROTOCOL) as call:
         parsed = await read_infer_request(request, settings(request).body_limit_bytes)
-        wanted = requested_outputs(parsed, call.loaded)
-        inputs = request_inputs(parsed, call.loaded)
+        loaded = await call.resolve()
+        wanted = requested_outputs(parsed, loaded)
+        inputs = request_inputs(parsed, loaded)
         prediction = await call.infer(inputs, any(n == PREDICT_PROBA for n, _ in wanted))
-        return infer_response(call.loaded, prediction, wanted=wanted, request_id=parsed.id)
+        return infer_response(loaded, prediction, wanted=wanted, request_id=parsed.id)
 
 
 async def read_infer_request(request: Request, limit: int) -> InferRequest:

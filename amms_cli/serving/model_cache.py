@@ -1,0 +1,233 @@
+"""The model cache, on with `--max-loaded-models` or `--memory-budget`: models are known without being
+loaded, a version loads on its first request, and to make room the least recently used idle version
+is evicted (drained, then closed, its memory returned).
+
+What counts against the limits: every loaded version (the hot set included) by number, and by
+memory what each measured at its load (serving/memory.py), from its load until it is closed, so a
+retired version that is still draining counts until it is gone. Before a version loads, its expected
+size is what it measured the last time it loaded, else the size of its artifacts.
+
+Only idle versions are evicted: no request holds them (a request holds its version from the moment it
+is resolved until its response is made; a version loaded for waiting requests is held until they
+have it, see cold_starts.py), they are not in the hot set (`keep_loaded`), and their model is not
+being reconciled or loaded (its lock is free).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from amms_cli.errors import AmmsError, ModelBusy, ModelLoadError
+from amms_cli.project.config import AmmsConfig
+from amms_cli.repository.scan import VersionOnDisk, scan_model
+from amms_cli.serving.loaded_version import LoadedVersion
+from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.plan import plan_model
+from amms_cli.serving.registry import Registry, VersionState, VersionStatus
+from amms_cli.serving.unloading import Unloader
+
+log = logging.getLogger("amms.cache")
+EVICTED = "evicted (least recently used); loads again on its next request"
+ROOM_POLL_S = 0.02  # how often a load waiting for room looks again (versions finish their requests)
+
+
+def format_bytes(size: float) -> str:
+    """1536 -> '1.5 KiB': the binary units --memory-budget takes."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Usage:
+    versions: int  # resident, plus loads under way
+    held_bytes: int  # by resident versions, plus what loads under way expect
+    closing_bytes: int  # by versions retired but not closed yet (draining): returned soon
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_versions: int | None = None
+    budget_bytes: int | None = None
+
+    def fit(self, usage: Usage, more_bytes: int, more_versions: int, *, closed: bool = False) -> bool:
+        """Whether `more_versions` of `more_bytes` fit beside `usage` (`closed`: once the retired
+        versions are closed)."""
+        if self.max_versions is not None and usage.versions + more_versions > self.max_versions:
+            return False
+        held = usage.held_bytes + (0 if closed else usage.closing_bytes)
+        return self.budget_bytes is None or held + more_bytes <= self.budget_bytes
+
+    def too_big(self, name: str, item: VersionOnDisk, estimate: int) -> str | None:
+        """Why this version can never load under the budget, or None."""
+        if self.budget_bytes is None or estimate <= self.budget_bytes:
+            return None
+        return (
+            f"model '{name}' version {item.version} needs about {format_bytes(estimate)}, more than "
+            f"--memory-budget {format_bytes(self.budget_bytes)}"
+        )
+
+
+class ModelLocks:
+    """One lock per model: a reconcile of a model and an on-demand load of it never overlap, and a
+    model whose lock is held is never evicted from (its holder is about to publish its view)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def of(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    def busy(self, name: str) -> bool:
+        lock = self._locks.get(name)
+        return lock is not None and lock.locked()
+
+    def forget(self, name: str) -> None:
+        self._locks.pop(name, None)
+
+
+class ModelCache:
+    def __init__(
+        self, limits: Limits, registry: Registry, unloader: Unloader, metrics: Metrics, locks: ModelLocks
+    ) -> None:
+        self.limits = limits
+        self.registry = registry
+        self.unloader = unloader
+        self.metrics = metrics
+        self.locks = locks
+        self._charged: dict[int, int] = {}  # id(LoadedVersion) -> bytes, from its load until closed
+        self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
+        self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
+        unloader.on_closed = self.discharge
+
+    def usage(self) -> Usage:
+        resident = [v for view in self.registry.snapshot.models.values() for v in view.loaded.values()]
+        resident_ids = {id(version) for version in resident}
+        held = sum(size for key, size in self._charged.items() if key in resident_ids)
+        closing = sum(size for key, size in self._charged.items() if key not in resident_ids)
+        reserved = self._reserved.values()
+        return Usage(len(resident) + len(self._reserved), held + sum(reserved), closing)
+
+    def estimate(self, name: str, item: VersionOnDisk) -> int:
+        measured = self._measured.get((name, str(item.version)))
+        if measured is not None:
+            return measured
+        return sum(artifact.size for artifact in item.manifest.artifacts) if item.manifest else 0
+
+    def charge(self, loaded: LoadedVersion) -> None:
+        """A version finished loading: it counts until it is closed."""
+        self._charged[id(loaded)] = loaded.memory_bytes
+        self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
+
+    def discharge(self, loaded: LoadedVersion) -> None:
+        self._charged.pop(id(loaded), None)
+
+    def unreserve(self, name: str, version: str) -> None:
+        """The load `make_room` reserved for is over (charged if it loaded)."""
+        self._reserved.pop((name, version), None)
+
+    async def make_room(self, name: str, item: VersionOnDisk, deadline: float | None = None) -> None:
+        """Evict until `item` fits, then reserve its room until `unreserve` (loads run two at a time).
+        Waits while the memory of evicted versions is being returned, or every candidate is busy.
+        Raises ModelLoadError when it can never fit (bigger than the budget), ModelBusy when `deadline`
+        (monotonic) passes first."""
+        needed = self.estimate(name, item)
+        reason = self.limits.too_big(name, item, needed)
+        if reason is not None:
+            raise ModelLoadError(reason, hint="raise --memory-budget, or serve this model from another server")
+        while not self.limits.fit(self.usage(), needed, 1):
+            if not self.limits.fit(self.usage(), needed, 1, closed=True) and self.evict_one(protect=name):
+                continue  # else: enough is being returned already, or nothing is idle; look again soon
+            if deadline is not None and time.monotonic() > deadline:
+                raise ModelBusy(
+                    f"no room to load model '{name}' version {item.version}: every loaded version is in use",
+                    retry_after_s=1,
+                )
+            await asyncio.sleep(ROOM_POLL_S)
+        self._reserved[(name, str(item.version))] = needed
+
+    def trim(self) -> None:
+        """After a load measured more than its estimate: evict until the limits hold again."""
+        while not self.limits.fit(self.usage(), 0, 0, closed=True) and self.evict_one(protect=None):
+            pass
+
+    def evict_one(self, protect: str | None) -> bool:
+        """Evict the least recently used idle version (never one of `protect`); False if none is idle."""
+        victim = min(self._idle(protect), key=lambda loaded: loaded.last_used, default=None)
+        if victim is None:
+            return False
+        view = self.registry.view(victim.name)
+        served = None if view.served is victim else view.served
+        status = dataclasses.replace(
+            view.statuses.get(victim.version_text) or VersionStatus(victim.version, VersionState.ON_DEMAND),
+            state=VersionState.ON_DEMAND,
+            reason=EVICTED,
+            changed_at=time.time(),
+        )
+        loaded = {key: version for key, version in view.loaded.items() if version is not victim}
+        view = dataclasses.replace(
+            view, served=served, loaded=loaded, statuses={**view.statuses, victim.version_text: status}
+        )
+        self.registry.put(view)
+        self.metrics.evictions.labels(victim.name).inc()
+        self.metrics.set_resident(view.name, view.loaded.values())
+        log.info(
+            "model '%s' version %s evicted (idle %.1f s, %s)",
+            victim.name,
+            victim.version_text,
+            time.monotonic() - victim.last_used,
+            format_bytes(victim.memory_bytes),
+        )
+        self.unloader.retire([victim])
+        return True
+
+    def _idle(self, protect: str | None) -> Iterator[LoadedVersion]:
+        for view in self.registry.snapshot.models.values():
+            if view.name == protect or view.entry.keep_loaded or self.locks.busy(view.name):
+                continue
+            for loaded in view.loaded.values():
+                if loaded.in_flight == 0:
+                    yield loaded
+
+
+def check_limits(config: AmmsConfig, limits: Limits) -> None:
+    """Before the server starts: refuse limits no configuration could meet, naming the sizes (a model
+    bigger than the whole budget, or a hot set that does not fit)."""
+    hot_bytes, hot_count = 0, 0
+    for entry in config.models:
+        plan = plan_model(entry, scan_model(config.model_dir(entry), entry.model_name), frozenset())
+        if plan.serve is None or plan.serve.manifest is None:
+            continue
+        size = sum(artifact.size for artifact in plan.serve.manifest.artifacts)
+        reason = limits.too_big(entry.model_name, plan.serve, size)
+        if reason is not None:
+            raise AmmsError(
+                f"{reason} (the size of its files; in memory it takes at least that)",
+                hint="raise --memory-budget, or serve this model from another server",
+            )
+        if entry.keep_loaded:
+            hot_bytes, hot_count = hot_bytes + size, hot_count + 1
+    others = len(config.models) - hot_count
+    most = limits.max_versions
+    if most is not None and (hot_count > most or (others and hot_count == most)):
+        room = "more than" if hot_count > most else f"leaving no room for the other {others} under"
+        raise AmmsError(
+            f"{hot_count} models are keep_loaded, {room} --max-loaded-models {limits.max_versions}",
+            hint="raise --max-loaded-models, or set keep_loaded on fewer models",
+        )
+    if limits.budget_bytes is not None and hot_bytes > limits.budget_bytes:
+        raise AmmsError(
+            f"the keep_loaded models need about {format_bytes(hot_bytes)}, more than --memory-budget "
+            f"{format_bytes(limits.budget_bytes)}",
+            hint="raise --memory-budget, or set keep_loaded on fewer models",
+        )

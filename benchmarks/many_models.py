@@ -1,0 +1,327 @@
+"""Many models on one server: N models of a few MiB each (default 1,000 pickled scikit-learn models of
+~2 MiB), served three ways, each driven for the same time with Zipf-distributed traffic over all of
+them (a few models take most requests, every model some):
+
+    eager    every model loaded at start (amms' default)
+    count    --max-loaded-models R (default 100): loaded on first request, least recently used evicted
+    budget   --memory-budget: R models' worth of memory (from the eager run's own figures)
+
+For each: time from process start to /health/ready, RSS against the limit, p50/p99 of all requests
+and of the warm set (the R/2 most requested models, resident in every setup once warmed), the
+cold-start p50/p99 (the server's histogram), loads, evictions, failed requests. Goals (issue 19):
+ready in <= 2 s whatever the number of models; RSS within the budget plus the empty server's; warm
+p99 within 10% of the eager server's; 0 failed requests.
+
+    python benchmarks/many_models.py                          # 1,000 models, 60 s per setup (~6 min)
+    python benchmarks/many_models.py --models 200 --seconds 10  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import psutil
+from loadgen import read_response
+from servers import amms_spec, free_port, running
+from workload import amms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from factories import IRIS_ROW, iris_classifier, save_pickle
+
+MIB = 2**20
+READY_GOAL_S = 2.0
+WARM_P99_GOAL = 1.10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=1000, help="models in the repository (default 1,000)")
+    parser.add_argument("--resident", type=int, default=100, help="--max-loaded-models (default 100)")
+    parser.add_argument("--padding-mib", type=float, default=2.0, help="extra data in each model (default 2)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="traffic per setup (default 60)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of the traffic (default 1.1)")
+    parser.add_argument("--setups", default="eager,count,budget", help="which setups, comma-separated")
+    return parser.parse_args(argv)
+
+
+# the repository
+
+
+def build_repository(folder: Path, count: int, padding_mib: float) -> Path:
+    """One model added with the real CLI, copied to `count` model folders (each its own files)."""
+    folder.mkdir(parents=True)
+    amms("init", str(folder), cwd=folder.parent)
+    artifact = save_pickle(folder.parent / "model.pkl", iris_classifier(padding_mb=padding_mib))
+    amms("add-model", str(artifact), "--name", name_of(0), "--example", json.dumps([IRIS_ROW]), cwd=folder)
+    config = folder / "amms.json"
+    (entry,) = json.loads(config.read_text())
+    first = folder / "models" / name_of(0)
+    for index in range(1, count):
+        name = name_of(index)
+        shutil.copytree(first, folder / "models" / name)
+        manifest_path = folder / "models" / name / "1.0.0" / "amms-version.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest_path.write_text(json.dumps(manifest | {"model_name": name}))
+    config.write_text(json.dumps([entry | {"model_name": name_of(i)} for i in range(count)]))
+    return config
+
+
+def name_of(index: int) -> str:
+    return f"m{index:04d}"
+
+
+# traffic
+
+
+@dataclass
+class Traffic:
+    models: np.ndarray  # model index of every request
+    latency_ms: np.ndarray
+    failed: int
+
+
+def zipf_ranks(count: int, exponent: float, seed: int) -> np.ndarray:
+    """A stream of model indices, index k chosen with probability proportional to 1/(k+1)^exponent."""
+    weights = 1.0 / np.arange(1, count + 1) ** exponent
+    cumulative = np.cumsum(weights / weights.sum())
+    return np.searchsorted(cumulative, np.random.default_rng(seed).random(1_000_000))
+
+
+async def drive(url: str, count: int, exponent: float, connections: int, seconds: float) -> Traffic:
+    parts = urlsplit(url)
+    body = json.dumps({"inputs": [IRIS_ROW]}).encode()
+    requests = [
+        (
+            f"POST /models/{name_of(i)}/predict HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for i in range(count)
+    ]
+    deadline = time.perf_counter() + seconds
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    streams = [zipf_ranks(count, exponent, seed) for seed in range(connections)]
+    results = await asyncio.gather(*(_connection(host, port, requests, ranks, deadline) for ranks in streams))
+    models = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in results])
+    latency = np.concatenate([np.asarray(r[1], dtype=np.float64) for r in results]) * 1e3
+    return Traffic(models, latency, sum(r[2] for r in results))
+
+
+async def _connection(
+    host: str, port: int, requests: list[bytes], ranks: np.ndarray, deadline: float
+) -> tuple[list[int], list[float], int]:
+    models: list[int] = []
+    latencies: list[float] = []
+    failed = 0
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for model in ranks:
+            if (now := time.perf_counter()) >= deadline:
+                break
+            writer.write(requests[model])
+            try:
+                status = await asyncio.wait_for(read_response(reader), timeout=60.0)
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                failed += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
+            if not 200 <= status < 300:
+                failed += 1
+                continue
+            models.append(int(model))
+            latencies.append(time.perf_counter() - now)
+    finally:
+        writer.close()
+    return models, latencies, failed
+
+
+# one setup
+
+
+@dataclass(frozen=True)
+class Outcome:
+    setup: str
+    ready_s: float
+    rss_mib: float
+    empty_rss_mib: float  # the server with its libraries imported and no model held
+    limit_mib: float | None
+    all_p50: float
+    all_p99: float
+    warm_p50: float
+    warm_p99: float
+    cold_p50: float
+    cold_p99: float
+    loads: int
+    evictions: int
+    failed: int
+    requests: int
+    resident_mib: float  # what the loaded versions measured, summed (the server's own figure)
+
+
+def run_setup(setup: str, config: Path, args: argparse.Namespace, extra: list[str], limit_mib: float | None) -> Outcome:
+    port = free_port()
+    spec = amms_spec(setup, config, port, *extra)
+    started = time.perf_counter()
+    with running(spec, port, config.parent / f"{setup}.log", timeout=600) as url:
+        ready_s = time.perf_counter() - started
+        process = server_process(port)
+        first = httpx.post(f"{url}/models/{name_of(args.models - 1)}/predict", json={"inputs": [IRIS_ROW]}, timeout=60)
+        first.raise_for_status()
+        one_model = httpx.get(f"{url}/models/{name_of(args.models - 1)}", timeout=60).json()["memory_bytes"]
+        rss_now = process.memory_info().rss
+        held_now = resident_bytes(url)
+        empty = (rss_now - held_now) / MIB if setup == "eager" else (rss_now - one_model) / MIB
+        traffic = asyncio.run(drive(url, args.models, args.zipf, args.connections, args.seconds))
+        rss = process.memory_info().rss / MIB
+        text = httpx.get(f"{url}/metrics", timeout=60).text
+    warm = traffic.models < max(1, args.resident // 2)
+    all_p50, all_p99 = percentiles(traffic.latency_ms)
+    warm_p50, warm_p99 = percentiles(traffic.latency_ms[warm])
+    cold_p50, cold_p99 = histogram_percentiles(text, "amms_cold_start_duration_seconds")
+    return Outcome(
+        setup,
+        ready_s,
+        rss,
+        empty,
+        limit_mib,
+        all_p50,
+        all_p99,
+        warm_p50,
+        warm_p99,
+        cold_p50 * 1e3,
+        cold_p99 * 1e3,
+        int(metric_sum(text, "amms_model_loads_total")),
+        int(metric_sum(text, "amms_model_evictions_total")),
+        traffic.failed,
+        int(traffic.latency_ms.size),
+        metric_sum(text, "amms_model_resident_bytes") / MIB,
+    )
+
+
+def server_process(port: int) -> psutil.Process:
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "amms_cli" in command and str(port) in command:
+            return process
+    raise SystemExit(f"no amms server process for port {port}")
+
+
+def resident_bytes(url: str) -> float:
+    return metric_sum(httpx.get(f"{url}/metrics", timeout=60).text, "amms_model_resident_bytes")
+
+
+def metric_sum(text: str, name: str) -> float:
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.MULTILINE))
+
+
+def histogram_percentiles(text: str, name: str) -> tuple[float, float]:
+    """p50 and p99 from a Prometheus histogram's cumulative buckets (the upper bound of the bucket)."""
+    buckets = [
+        (float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2)))
+        for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.e+-]+)$', text, re.MULTILINE)
+    ]
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return float("nan"), float("nan")
+
+    def quantile(q: float) -> float:
+        return next(bound for bound, count in buckets if count >= q * total)
+
+    return quantile(0.5), quantile(0.99)
+
+
+def percentiles(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(values, [50, 99])
+    return float(p50), float(p99)
+
+
+# the report
+
+
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+    print(
+        f"\n{args.models} models of ~{args.padding_mib:g} MiB, Zipf {args.zipf:g} traffic, {args.connections} "
+        f"connections, {args.seconds:g} s per setup; warm = the {max(1, args.resident // 2)} most requested models"
+    )
+    header = (
+        "| setup | ready s | RSS MiB | limit MiB | empty MiB | held MiB | all p50/p99 ms | warm p50/p99 ms "
+        "| cold p50/p99 ms (<=) | requests | loads | evictions | failed |"
+    )
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for o in outcomes:
+        limit = f"{o.limit_mib:.0f}" if o.limit_mib is not None else "-"
+        print(
+            f"| {o.setup} | {o.ready_s:.2f} | {o.rss_mib:.0f} | {limit} | {o.empty_rss_mib:.0f} | {o.resident_mib:.0f} "
+            f"| {o.all_p50:.2f} / {o.all_p99:.2f} | {o.warm_p50:.2f} / {o.warm_p99:.2f} "
+            f"| {o.cold_p50:.0f} / {o.cold_p99:.0f} | {o.requests:,} | {o.loads} | {o.evictions} | {o.failed} |"
+        )
+    verdicts(outcomes)
+
+
+def verdicts(outcomes: list[Outcome]) -> None:
+    eager = next((o for o in outcomes if o.setup == "eager"), None)
+    for o in outcomes:
+        if o.setup == "eager":
+            continue
+        verdict = "met" if o.ready_s <= READY_GOAL_S else "MISSED"
+        print(f"{o.setup}: ready {o.ready_s:.2f} s: {verdict} (<= {READY_GOAL_S:g} s)")
+        if o.limit_mib is not None:
+            ceiling = o.empty_rss_mib + o.limit_mib
+            verdict = "met" if o.rss_mib <= ceiling else "MISSED"
+            within = f"<= empty {o.empty_rss_mib:.0f} + limit {o.limit_mib:.0f}"
+            print(f"{o.setup}: RSS {o.rss_mib:.0f} MiB: {verdict} ({within})")
+        if eager is not None:
+            ratio = o.warm_p99 / eager.warm_p99
+            verdict = "met" if ratio <= WARM_P99_GOAL else "MISSED"
+            print(f"{o.setup}: warm p99 / eager warm p99 = {ratio:.2f}: {verdict} (<= {WARM_P99_GOAL:.2f})")
+        print(f"{o.setup}: failed requests {o.failed}: {'met' if o.failed == 0 else 'MISSED'} (0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    work = Path(tempfile.mkdtemp(prefix="amms-many-"))
+    try:
+        print(f"building {args.models} models ...", file=sys.stderr)
+        config = build_repository(work / "repository", args.models, args.padding_mib)
+        outcomes: list[Outcome] = []
+        per_model_mib = args.padding_mib + 1.0
+        for setup in setups:
+            print(f"running {setup} ...", file=sys.stderr)
+            if setup == "eager":
+                outcome = run_setup(setup, config, args, [], None)
+                per_model_mib = outcome.resident_mib / args.models
+            elif setup == "count":
+                limit = per_model_mib * args.resident  # what R models hold, for reference
+                outcome = run_setup(setup, config, args, ["--max-loaded-models", str(args.resident)], limit)
+            elif setup == "budget":
+                budget = per_model_mib * args.resident
+                outcome = run_setup(setup, config, args, ["--memory-budget", f"{budget:.0f}MiB"], budget)
+            else:
+                raise SystemExit(f"unknown setup {setup!r} (eager, count, budget)")
+            outcomes.append(outcome)
+        report(outcomes, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

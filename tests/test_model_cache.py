@@ -1,0 +1,209 @@
+"""The model cache (`amms serve --max-loaded-models N` / `--memory-budget SIZE`): models known without
+being loaded, loaded by their first request (one load however many requests wait), the least
+recently used idle version evicted to make room, the hot set (`keep_loaded`) loaded at start and
+never evicted, 503 with Retry-After instead of a hang, and limits that can never be met refused at
+start. Every test drives a real server process over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from projects import add_entries, custom_entry, error_of, make_project, publish_custom, run_amms
+from server_support import ServerProcess, metric_values, running_server, wait_until
+
+MIB = 2**20
+
+
+def custom_source(*, load_s: float = 0.0, holds_mib: int = 0) -> str:
+    """A custom model whose load takes `load_s` and keeps `holds_mib` resident; predict echoes."""
+    return f"""
+import time
+
+class Model:
+    def load(self, path):
+        time.sleep({load_s})
+        self.blob = bytearray({holds_mib} * 1024 * 1024)
+        self.blob[::4096] = b"x" * len(self.blob[::4096])  # touched, so resident
+
+    def predict(self, inputs):
+        return inputs
+"""
+
+
+def cache_project(folder: Path, names: list[str], source: str, **fields: object) -> Path:
+    """A project of custom models (published directly: no trial load), one version each."""
+    config = make_project(folder, {})
+    for name in names:
+        publish_custom(folder / "models" / name, "1.0.0", source)
+    add_entries(config, *(custom_entry(name, **fields) for name in names))
+    return config
+
+
+def predict(server: ServerProcess, name: str, value: int = 1, timeout: float = 30) -> httpx.Response:
+    return httpx.post(f"{server.url}/models/{name}/predict", json={"inputs": [value]}, timeout=timeout)
+
+
+def metrics(server: ServerProcess, sample: str, *labels: str) -> dict[tuple[str, ...], float]:
+    return metric_values(httpx.get(f"{server.url}/metrics", timeout=10).text, sample, *labels)
+
+
+def resident(server: ServerProcess) -> set[str]:
+    """The models with a version in memory, by the loaded-versions gauge."""
+    return {name for (name,), count in metrics(server, "amms_loaded_versions", "model").items() if count}
+
+
+def loads(server: ServerProcess) -> dict[str, float]:
+    return {labels[0]: n for labels, n in metrics(server, "amms_model_loads_total", "model", "outcome").items()}
+
+
+@pytest.fixture(scope="module")
+def three_of_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Models a, b, c and the hot h, with room for three versions: h and two others."""
+    folder = tmp_path_factory.mktemp("cache")
+    config = cache_project(folder, ["a", "b", "c"], custom_source())
+    publish_custom(folder / "models" / "h", "1.0.0", custom_source())
+    add_entries(config, custom_entry("h", keep_loaded=True))
+    with running_server(config, "--max-loaded-models", "3") as server:
+        yield server
+
+
+def test_models_are_known_and_documented_before_any_is_loaded(three_of_two: ServerProcess) -> None:
+    """Ready at once with only the hot set loaded; the others listed as on demand, not failed."""
+    assert resident(three_of_two) == {"h"}
+    with three_of_two.client() as client:
+        model = client.get("/models/a").json()
+        assert (model["ready"], model["resident"], model["served_version"]) == (True, False, "1.0.0")
+        assert [(v["state"], v["reason"]) for v in model["versions"]] == [("ON_DEMAND", "loads on its first request")]
+        assert client.get("/models/h").json()["resident"] is True
+        assert client.get("/health/ready").json() == {"ready": True}
+        assert client.get("/v2/models/a/ready").json() == {"name": "a", "ready": True, "resident": False}
+        assert "/models/a/predict" in client.get("/openapi.json").json()["paths"]
+        status = client.get("/v1/models/a").json()["model_version_status"]
+    assert [(s["state"], s["status"]["error_code"]) for s in status] == [("START", "OK")]
+    assert resident(three_of_two) == {"h"}  # describing them loaded nothing
+
+
+def test_the_least_recently_used_idle_version_makes_room(three_of_two: ServerProcess) -> None:
+    for name in ("a", "b"):
+        assert predict(three_of_two, name).status_code == 200
+    assert resident(three_of_two) == {"h", "a", "b"}
+    response = predict(three_of_two, "c")  # full: a is the least recently used (h is never evicted)
+    assert response.status_code == 200, response.text
+    assert resident(three_of_two) == {"h", "b", "c"}
+    with three_of_two.client() as client:
+        (evicted,) = client.get("/models/a").json()["versions"]
+    assert evicted["state"] == "ON_DEMAND" and evicted["reason"].startswith("evicted (least recently used)")
+    assert metrics(three_of_two, "amms_model_evictions_total", "model") == {("a",): 1.0}
+    assert predict(three_of_two, "a").json()["outputs"] == [1]  # back, in place of b
+    assert resident(three_of_two) == {"h", "c", "a"}
+    assert loads(three_of_two)["a"] == 2
+    cold = metrics(three_of_two, "amms_cold_start_duration_seconds_count")
+    assert cold[()] == 4  # a, b, c, a again: h loaded at start, not on a request
+    table = run_amms("status", "--url", three_of_two.url, cwd=three_of_two.log_path.parent, check=True).stdout
+    assert "ON_DEMAND" in table and "FAILED" not in table
+
+
+@pytest.fixture(scope="module")
+def slow_loads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("slow-cache")
+    config = cache_project(folder, ["s1", "s2", "s3"], custom_source(load_s=1.5))
+    with running_server(config, "--max-loaded-models", "1", "--request-timeout", "1") as server:
+        yield server
+
+
+def test_concurrent_first_requests_share_one_load_and_a_slow_one_gets_503_with_retry_after(
+    slow_loads: ServerProcess,
+) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(lambda i: predict(slow_loads, "s1", i), range(8)))
+    # the load takes 1.5 s, the wait is 1 s: every request is told to come back, none hangs or fails
+    assert {r.status_code for r in first} == {503}, [r.text for r in first]
+    assert all(r.headers["Retry-After"].isdigit() and int(r.headers["Retry-After"]) >= 1 for r in first)
+    assert "is not loaded yet after 1 s" in first[0].json()["error"]
+    assert wait_until(lambda: predict(slow_loads, "s1").status_code == 200, timeout=10)
+    assert loads(slow_loads) == {"s1": 1.0}  # one load for nine requests
+
+
+def test_a_storm_over_more_models_than_fit_is_answered_without_thrashing(slow_loads: ServerProcess) -> None:
+    """Room for one version, three models that each take 1.5 s to load, 30 requests at once: each gets
+    200 or 503 with Retry-After; loads are bounded (no model is evicted within a second of loading);
+    afterwards every model still serves."""
+    before = sum(loads(slow_loads).values())
+    with ThreadPoolExecutor(30) as pool:
+        storm = list(pool.map(lambda i: predict(slow_loads, f"s{1 + i % 3}", i), range(30)))
+    assert {r.status_code for r in storm} <= {200, 503}, [r.text for r in storm if r.status_code not in (200, 503)]
+    assert all("Retry-After" in r.headers for r in storm if r.status_code == 503)
+    assert sum(loads(slow_loads).values()) - before <= 3
+    for name in ("s1", "s2", "s3"):
+        assert wait_until(lambda name=name: predict(slow_loads, name).status_code == 200, timeout=15), name
+    assert resident(slow_loads) <= {"s1", "s2", "s3"} and len(resident(slow_loads)) == 1
+
+
+def test_a_memory_budget_keeps_the_loaded_versions_within_it(tmp_path: Path) -> None:
+    """40 MiB models under a 100 MiB budget: two fit, the third evicts the least recently used, and
+    the server's memory stays within its empty size plus the budget."""
+    config = cache_project(tmp_path, ["m1", "m2", "m3", "m4"], custom_source(holds_mib=40))
+    with running_server(config, "--memory-budget", "100MiB") as server:
+        empty = psutil.Process(server.process.pid).memory_info().rss
+        for name in ("m1", "m2", "m3", "m4", "m1"):
+            assert predict(server, name).status_code == 200
+            charged = sum(metrics(server, "amms_model_resident_bytes", "model").values())
+            assert charged <= 100 * MIB, (name, charged / MIB)
+        grown = psutil.Process(server.process.pid).memory_info().rss - empty
+        evictions = sum(metrics(server, "amms_model_evictions_total", "model").values())
+    assert evictions == 3
+    assert grown <= 100 * MIB + 20 * MIB, grown / MIB  # the budget, plus the allocator's slack
+
+
+def test_a_budget_smaller_than_one_model_is_refused_at_start_naming_both_sizes(tmp_path: Path) -> None:
+    config = cache_project(tmp_path, ["big"], custom_source())
+    (tmp_path / "models" / "big" / "1.0.0" / "weights.bin").write_bytes(b"")  # unlisted: ignored by the check
+    result = run_amms("serve", "--config", str(config), "--port", "0", "--memory-budget", "100B", cwd=tmp_path)
+    message, hint = error_of(result)
+    size = (tmp_path / "models" / "big" / "1.0.0" / "model.py").stat().st_size
+    assert message.startswith(f"model 'big' version 1.0.0 needs about {size} B, more than --memory-budget 100 B")
+    assert hint is not None and "--memory-budget" in hint
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--memory-budget", "lots"), "--memory-budget: cannot read 'lots' as a size"),
+        (("--max-loaded-models", "1"), "1 models are keep_loaded, leaving no room for the other 1"),
+    ],
+)
+def test_limits_that_cannot_work_are_one_clear_error(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    config = cache_project(tmp_path, ["plain"], custom_source())
+    publish_custom(tmp_path / "models" / "hot", "1.0.0", custom_source())
+    add_entries(config, custom_entry("hot", keep_loaded=True))
+    message, _ = error_of(run_amms("serve", "--config", str(config), "--port", "0", *args, cwd=tmp_path))
+    assert message.startswith(expected), message
+
+
+def test_live_reload_changes_what_loads_and_swaps_what_is_resident(tmp_path: Path) -> None:
+    config = cache_project(tmp_path, ["cold", "warm"], custom_source())
+    with running_server(config, "--watch", "--max-loaded-models", "4") as server:
+        assert predict(server, "warm").json()["version"] == "1.0.0"
+        for name in ("cold", "warm"):
+            publish_custom(tmp_path / "models" / name, "1.0.1", custom_source())
+
+        def served(name: str) -> object:
+            return httpx.get(f"{server.url}/models/{name}", timeout=5).json()["served_version"]
+
+        assert wait_until(lambda: served("cold") == "1.0.1" and served("warm") == "1.0.1", timeout=15)
+        assert loads(server) == {"warm": 2.0}  # the resident one swapped; the other only changed target
+        assert resident(server) == {"warm"}
+        assert predict(server, "cold").json()["version"] == "1.0.1"
+
+
+def test_without_limits_every_model_loads_at_start(tmp_path: Path) -> None:
+    config = cache_project(tmp_path, ["x", "y"], custom_source())
+    with running_server(config) as server:
+        assert resident(server) == {"x", "y"}
+        model = httpx.get(f"{server.url}/models/x", timeout=5).json()
+    assert (model["resident"], model["versions"][0]["state"]) == (True, "AVAILABLE")
