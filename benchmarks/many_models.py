@@ -39,6 +39,7 @@ from workload import amms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from factories import IRIS_ROW, iris_classifier, save_pickle
+from projects import clone_model
 
 MIB = 2**20
 READY_GOAL_S = 2.0
@@ -68,13 +69,8 @@ def build_repository(folder: Path, count: int, padding_mib: float) -> Path:
     amms("add-model", str(artifact), "--name", name_of(0), "--example", json.dumps([IRIS_ROW]), cwd=folder)
     config = folder / "amms.json"
     (entry,) = json.loads(config.read_text())
-    first = folder / "models" / name_of(0)
     for index in range(1, count):
-        name = name_of(index)
-        shutil.copytree(first, folder / "models" / name)
-        manifest_path = folder / "models" / name / "1.0.0" / "amms-version.json"
-        manifest = json.loads(manifest_path.read_text())
-        manifest_path.write_text(json.dumps(manifest | {"model_name": name}))
+        clone_model(folder / "models", name_of(0), name_of(index))
     config.write_text(json.dumps([entry | {"model_name": name_of(i)} for i in range(count)]))
     return config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import factories
 import pytest
@@ -88,12 +89,30 @@ def seeded(published: tuple[Project, dict[str, subprocess.CompletedProcess[str]]
     return published[0].copy_to(tmp_path / "seeded")
 
 
+# The suite runs on two workers (pytest-xdist, `-n 2` in scripts/test.sh), one test module at a time
+# each, so a module's servers and models are built once. The Docker tests run on one worker, one after
+# another (they share one engine, and each cleans up the build-stage images made since it began), and
+# first, as they take the longest. These are their modules:
+DOCKER_MODULES = frozenset(
+    {"test_docker_e2e.py", "test_docker_native.py", "test_docker_engine.py", "test_wheel_install.py"}
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs it) each test module runs
-    on one worker, so its module-scoped servers and models are built once. The Docker tests share
-    one group, run first: they share one engine, and each cleans up the build-stage images made since
-    it began, so two must never overlap; they take the longest, so they start first."""
     for item in items:
-        group = "docker" if item.get_closest_marker("docker") else item.module.__name__ if item.module else "misc"
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: not item.get_closest_marker("docker"))  # stable: file order otherwise
+        if item.get_closest_marker("docker") and item.path.name not in DOCKER_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} needs Docker: add {item.path.name} to conftest.DOCKER_MODULES")
+    items.sort(key=lambda item: item.path.name not in DOCKER_MODULES)  # stable: file order otherwise
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        """Each module is one unit of work; the Docker modules together are one."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "docker" if Path(module).name in DOCKER_MODULES else module
+
+    return ByModule(config, log)

@@ -16,7 +16,14 @@ from typing import Any
 
 from factories import IRIS_ROW, save_pickle
 
-from amms_cli.repository.manifest import InputInfo, Manifest, describe_artifacts, read_manifest
+from amms_cli.repository.manifest import (
+    MANIFEST_NAME,
+    InputInfo,
+    Manifest,
+    describe_artifacts,
+    read_manifest,
+    write_manifest,
+)
 from amms_cli.repository.publish import publish_version
 from amms_cli.repository.versions import Version
 
@@ -166,6 +173,15 @@ def publish_payloads(model_folder: Path, *versions: str) -> None:
             return payload_manifest(staging, version, model_folder.name)
 
         publish_version(model_folder, Version.parse(text), fill)
+
+
+def clone_model(models: Path, source: str, name: str) -> None:
+    """Copy a model's folder (every version) under a new name, each manifest renamed to match: many
+    models for the price of one `add-model`."""
+    shutil.copytree(models / source, models / name)
+    for manifest_path in (models / name).glob(f"*/{MANIFEST_NAME}"):
+        manifest = read_manifest(manifest_path.parent)
+        write_manifest(manifest_path.parent, manifest.model_copy(update={"model_name": name}))
 
 
 def publish_broken(model_folder: Path, version: str, payload: bytes) -> None:

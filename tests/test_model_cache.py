@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from projects import add_entries, custom_entry, error_of, make_project, publish_custom, run_amms
+from factories import IRIS_ROWS, iris_classifier
+from projects import add_entries, clone_model, custom_entry, error_of, make_project, publish_custom, run_amms
 from server_support import ServerProcess, metric_values, running_server, wait_until
 
 MIB = 2**20
@@ -207,3 +208,18 @@ def test_without_limits_every_model_loads_at_start(tmp_path: Path) -> None:
         assert resident(server) == {"x", "y"}
         model = httpx.get(f"{server.url}/models/x", timeout=5).json()
     assert (model["resident"], model["versions"][0]["state"]) == (True, "AVAILABLE")
+
+
+def test_pickled_models_share_a_bounded_set_of_lanes(tmp_path: Path) -> None:
+    """Twelve pickled models, --predict-threads 2: every one predicts, and the server does not grow a
+    thread per model (it used to: one prediction thread for each pickled model)."""
+    config = make_project(tmp_path, {"p00": iris_classifier()})
+    for index in range(1, 12):
+        clone_model(tmp_path / "models", "p00", f"p{index:02d}")
+    add_entries(config, *({"model_name": f"p{index:02d}"} for index in range(1, 12)))
+    with running_server(config, "--predict-threads", "2") as server:
+        for index in [*range(12)] * 3:
+            response = httpx.post(f"{server.url}/models/p{index:02d}/predict", json={"inputs": IRIS_ROWS}, timeout=10)
+            assert response.status_code == 200, response.text
+        threads = psutil.Process(server.process.pid).num_threads()
+    assert threads < 12, threads

@@ -77,7 +77,8 @@ def serve(
     predict_threads: Annotated[
         int,
         typer.Option(
-            help="Threads shared by ONNX and custom models (each pickled model predicts on a thread of its own)."
+            help="Threads shared by ONNX and custom models, and as many lanes for pickled models (each predicts "
+            "on one lane, one call at a time; up to N pickled models have a lane each, more share them)."
         ),
     ] = DEFAULT("predict_threads"),
     request_timeout: Annotated[

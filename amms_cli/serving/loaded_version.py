@@ -54,7 +54,7 @@ class LoadedVersion:
         self.memory_bytes = memory_bytes  # what its load added to the process (serving/memory.py)
         # Pickled Python models (scikit-learn and friends) mostly hold the GIL: concurrent calls only
         # contend (measured: 4 threads halved a random forest's throughput), so they predict one at a
-        # time, on their model's own thread (see Lanes), and scale through batching and workers. ONNX
+        # time, on their model's lane (see Lanes), and scale through batching and workers. ONNX
         # (releases the GIL) and custom models (may wait on I/O) run concurrently in the shared pool.
         self.serial = serial
         self.executor = executor  # where predictions run off the event loop

@@ -1,6 +1,6 @@
 """Unloading retired versions in the background: drain (wait for the requests using a version: every
 one of them finishes on it, however long that takes; past the drain timeout a warning says which
-version is still busy), close it, let its model's own thread go with its model's last loaded version, and
+version is still busy), close it, free its model's lane with its model's last loaded version, and
 collect the memory it held. A failure while closing is logged with the version it concerns, and the
 rest of the unload still happens."""
 
