@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint and test: ruff, the import-layer contracts, then the whole pytest suite. Extra arguments go to pytest.
+# Lint and test: ruff, the import-layer contracts, mypy, then the whole pytest suite on two workers. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,4 +8,4 @@ scripts/system-deps.sh
 .venv/bin/ruff format --check amms_cli tests benchmarks examples
 .venv/bin/lint-imports
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n 2 "$@"  # two workers (pytest-xdist): tests/conftest.py schedules them

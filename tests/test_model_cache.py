@@ -14,7 +14,16 @@ import httpx
 import psutil
 import pytest
 from factories import IRIS_ROWS, iris_classifier
-from projects import add_entries, clone_model, custom_entry, error_of, make_project, publish_custom, run_amms
+from projects import (
+    add_entries,
+    amms_env,
+    clone_model,
+    custom_entry,
+    error_of,
+    make_project,
+    publish_custom,
+    run_amms,
+)
 from server_support import ServerProcess, metric_values, running_server, wait_until
 
 MIB = 2**20
@@ -85,7 +94,11 @@ def test_models_are_known_and_documented_before_any_is_loaded(three_of_two: Serv
         assert client.get("/v2/models/a/ready").json() == {"name": "a", "ready": True, "resident": False}
         assert "/models/a/predict" in client.get("/openapi.json").json()["paths"]
         status = client.get("/v1/models/a").json()["model_version_status"]
+        v2_metadata = client.get("/v2/models/a").json()
+        tf_metadata = client.get("/v1/models/a/metadata").json()
     assert [(s["state"], s["status"]["error_code"]) for s in status] == [("START", "OK")]
+    assert (v2_metadata["name"], v2_metadata["versions"], v2_metadata["platform"]) == ("a", ["1.0.0"], "custom")
+    assert tf_metadata["model_spec"] == {"name": "a", "signature_name": "", "version": "1.0.0"}
     assert resident(three_of_two) == {"h"}  # describing them loaded nothing
 
 
@@ -163,12 +176,15 @@ def test_a_memory_budget_keeps_the_loaded_versions_within_it(tmp_path: Path) -> 
 
 def test_a_budget_smaller_than_one_model_is_refused_at_start_naming_both_sizes(tmp_path: Path) -> None:
     config = cache_project(tmp_path, ["big"], custom_source())
-    (tmp_path / "models" / "big" / "1.0.0" / "weights.bin").write_bytes(b"")  # unlisted: ignored by the check
     result = run_amms("serve", "--config", str(config), "--port", "0", "--memory-budget", "100B", cwd=tmp_path)
     message, hint = error_of(result)
     size = (tmp_path / "models" / "big" / "1.0.0" / "model.py").stat().st_size
     assert message.startswith(f"model 'big' version 1.0.0 needs about {size} B, more than --memory-budget 100 B")
     assert hint is not None and "--memory-budget" in hint
+    # the same from the environment (how an image is configured)
+    command = ("serve", "--config", str(config), "--port", "0")
+    from_env = run_amms(*command, cwd=tmp_path, env=amms_env(AMMS_MEMORY_BUDGET="100B"))
+    assert error_of(from_env) == (message, hint)
 
 
 @pytest.mark.parametrize(

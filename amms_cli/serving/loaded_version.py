@@ -66,6 +66,14 @@ class LoadedVersion:
         self.retired = False
         self._drained: asyncio.Event | None = None
 
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.model.classes
+
+    @property
+    def has_predict_proba(self) -> bool:
+        return self.model.has_predict_proba
+
     def _batcher(self, batching: BatchSettings | None) -> Batcher | None:
         if batching is None:
             return None

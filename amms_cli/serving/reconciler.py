@@ -26,7 +26,6 @@ from amms_cli.project.config import DEFAULT_BATCH_SIZE, AmmsConfig, ModelEntry, 
 from amms_cli.repository.manifest import Manifest
 from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model
 from amms_cli.repository.versions import Version
-from amms_cli.servables import Servable, make_servable
 from amms_cli.serving import gc_freeze
 from amms_cli.serving.failures import FailureMemory
 from amms_cli.serving.lanes import Lanes
@@ -35,7 +34,7 @@ from amms_cli.serving.loading import CheckedModel, load_in_background
 from amms_cli.serving.metrics import Metrics
 from amms_cli.serving.model_cache import Limits, ModelCache, ModelLocks
 from amms_cli.serving.plan import ModelPlan, describe, plan_model
-from amms_cli.serving.registry import ModelView, Registry, VersionState, VersionStatus
+from amms_cli.serving.registry import Described, ModelView, Registry, VersionState, VersionStatus
 from amms_cli.serving.settings import ServeSettings
 from amms_cli.serving.unloading import Unloader
 
@@ -295,7 +294,6 @@ class Reconciler:
         self.metrics.set_resident(entry.model_name, loaded.values())
         if not on_demand or plan.serve is None:
             return ModelView(entry, served, loaded, statuses)
-        target_servable = served.servable if served is not None else _servable_of(entry, plan.serve)
         return ModelView(
             entry,
             served,
@@ -303,7 +301,7 @@ class Reconciler:
             statuses,
             on_demand=on_demand,
             target=str(plan.serve.version),
-            target_servable=target_servable,
+            target_described=Described.of(entry, plan.serve),
         )
 
     def _held_view(self, entry: ModelEntry, view: ModelView | None) -> ModelView:
@@ -324,16 +322,6 @@ def batch_size(entry: ModelEntry, manifest: Manifest) -> int:
     if entry.max_batch_size is not None:
         return entry.max_batch_size
     return DEFAULT_BATCH_SIZE if manifest.input.row_independent else 1
-
-
-def _servable_of(entry: ModelEntry, item: VersionOnDisk) -> Servable | None:
-    """The servable a version would be fed through, from its manifest (None if it names none known)."""
-    if item.manifest is None:
-        return None
-    try:
-        return make_servable(entry.servable_name or item.manifest.servable_name, item.manifest.input, entry.model_name)
-    except (AmmsError, KeyError):
-        return None
 
 
 def _carried_over(entry: ModelEntry, view: ModelView | None) -> ModelView:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any
 
-from amms_cli.errors import ModelNotReady, NotFound
+from amms_cli.errors import AmmsError, ModelNotReady, NotFound
 from amms_cli.project.config import ModelEntry
 from amms_cli.repository.manifest import Manifest
 from amms_cli.repository.scan import VersionOnDisk
 from amms_cli.repository.versions import Version
-from amms_cli.servables import Servable
+from amms_cli.servables import Servable, make_servable
 from amms_cli.serving.loaded_version import LoadedVersion
 
 
@@ -42,13 +42,36 @@ class VersionStatus:
     changed_at: float = field(default_factory=time.time)
 
 
-class Described(NamedTuple):
-    """What the APIs document of a model: its served version, or the one a request would load."""
+@dataclass(frozen=True)
+class Described:
+    """A version as the APIs document it without loading it (the model cache): from its manifest. It
+    has what the metadata routes read of a LoadedVersion (see serving/signatures.py)."""
 
+    name: str
     version_text: str
     manifest: Manifest
     servable: Servable
-    resident: bool
+    resident: bool = False
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.manifest.input.classes
+
+    @property
+    def has_predict_proba(self) -> bool:
+        return self.manifest.input.has_predict_proba
+
+    @classmethod
+    def of(cls, entry: ModelEntry, item: VersionOnDisk) -> Described | None:
+        """From a version's manifest (None without one, or naming no servable amms knows)."""
+        if item.manifest is None:
+            return None
+        servable_name = entry.servable_name or item.manifest.servable_name
+        try:
+            servable = make_servable(servable_name, item.manifest.input, entry.model_name)
+        except (AmmsError, KeyError):
+            return None
+        return cls(entry.model_name, str(item.version), item.manifest, servable)
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,7 @@ class ModelView:
     # not, that a request may load; `target` is the key of the one to serve
     on_demand: dict[str, VersionOnDisk] = field(default_factory=dict)
     target: str | None = None
-    target_servable: Servable | None = None  # the target's, from its manifest: its schema without loading it
+    target_described: Described | None = None  # the target, from its manifest: its schema without loading it
 
     @property
     def name(self) -> str:
@@ -76,12 +99,11 @@ class ModelView:
 
     @property
     def described(self) -> Described | None:
+        """The served version, or (model cache) the one a request would load."""
         if self.served is not None:
-            return Described(self.served.version_text, self.served.manifest, self.served.servable, True)
-        item = self.target_item
-        if item is None or item.manifest is None or self.target_servable is None:
-            return None
-        return Described(str(item.version), item.manifest, self.target_servable, False)
+            served = self.served
+            return Described(self.name, served.version_text, served.manifest, served.servable, resident=True)
+        return self.target_described
 
     @property
     def servable_on_demand(self) -> bool:
@@ -161,6 +183,19 @@ class Registry:
             for name, view in self.snapshot.models.items()
             if view.served is None and not view.servable_on_demand
         }
+
+    def described(self, name: str, version: str | None) -> LoadedVersion | Described:
+        """The version a metadata request is about: loaded, or described from its manifest when a
+        request would load it (nothing is loaded to describe it)."""
+        try:
+            return self.resolve(name, version)
+        except (ModelNotReady, NotFound):
+            item = self.loadable(name, version)
+            view = self.snapshot.models.get(name)
+            described = Described.of(view.entry, item) if item is not None and view is not None else None
+            if described is None:
+                raise
+            return described
 
     def loadable(self, name: str, version: str | None) -> VersionOnDisk | None:
         """The version a request for (`name`, `version`) would load on demand, if it is not loaded."""

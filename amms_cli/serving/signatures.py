@@ -5,17 +5,34 @@ without one; anything else is unknown (None), never guessed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA
+from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, Manifest
+from amms_cli.servables import Servable
 from amms_cli.servables.tensors import TensorSpec, datatype_of_values
-from amms_cli.serving.loaded_version import LoadedVersion
 
 
-def output_specs(loaded: LoadedVersion) -> dict[str, TensorSpec | None]:
+class VersionFacts(Protocol):
+    """What the signatures are read from: a LoadedVersion, or (not loaded) a registry.Described."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version_text(self) -> str: ...
+    @property
+    def manifest(self) -> Manifest: ...
+    @property
+    def servable(self) -> Servable: ...
+    @property
+    def classes(self) -> list[Any] | None: ...
+    @property
+    def has_predict_proba(self) -> bool: ...
+
+
+def output_specs(loaded: VersionFacts) -> dict[str, TensorSpec | None]:
     """Every output by name: its tensor, or None when nothing tells what it is."""
     recorded = loaded.manifest.outputs
-    labels = _flat(loaded.info.classes or loaded.model.classes)
+    labels = _flat(loaded.manifest.input.classes or loaded.classes)
     specs: dict[str, TensorSpec | None] = {}
     for name in output_names(loaded):
         known = recorded.get(name)
@@ -30,8 +47,8 @@ def output_specs(loaded: LoadedVersion) -> dict[str, TensorSpec | None]:
     return specs
 
 
-def output_names(loaded: LoadedVersion) -> list[str]:
-    return [PREDICT, PREDICT_PROBA] if loaded.model.has_predict_proba else [PREDICT]
+def output_names(loaded: VersionFacts) -> list[str]:
+    return [PREDICT, PREDICT_PROBA] if loaded.has_predict_proba else [PREDICT]
 
 
 def _flat(classes: list[Any] | None) -> list[Any] | None:

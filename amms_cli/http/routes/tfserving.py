@@ -18,7 +18,7 @@ from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA
 from amms_cli.servables import JsonInputs, NamedColumns, RequestInputs, TensorSpec
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import ModelView, VersionState, VersionStatus
-from amms_cli.serving.signatures import output_specs
+from amms_cli.serving.signatures import VersionFacts, output_specs
 
 router = APIRouter(tags=["tensorflow-serving"], route_class=PlainRoute)
 PROTOCOL = "tfserving"
@@ -99,7 +99,7 @@ async def version_status(name: str, version: str, request: Request) -> Response:
 
 @router.get("/v1/models/{name}/metadata", summary="Signatures of the served version", responses=ERROR_RESPONSES)
 async def model_metadata(name: str, request: Request) -> Response:
-    return json_response(metadata_body(await plane(request).resolve(name, None)))
+    return json_response(metadata_body(plane(request).registry.described(name, None)))
 
 
 @router.get(
@@ -108,7 +108,7 @@ async def model_metadata(name: str, request: Request) -> Response:
     responses=ERROR_RESPONSES,
 )
 async def version_metadata(name: str, version: str, request: Request) -> Response:
-    return json_response(metadata_body(await plane(request).resolve(name, version)))
+    return json_response(metadata_body(plane(request).registry.described(name, version)))
 
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
@@ -172,7 +172,7 @@ def version_status_entry(status: VersionStatus) -> dict[str, Any]:
     }
 
 
-def metadata_body(loaded: LoadedVersion) -> dict[str, Any]:
+def metadata_body(loaded: VersionFacts) -> dict[str, Any]:
     inputs = signature_inputs(loaded)
     outputs = output_specs(loaded)
     signatures = {DEFAULT_SIGNATURE: _signature(inputs, "predictions", outputs[PREDICT], PREDICT)}
@@ -184,7 +184,7 @@ def metadata_body(loaded: LoadedVersion) -> dict[str, Any]:
     }
 
 
-def signature_inputs(loaded: LoadedVersion) -> dict[str, dict[str, Any]]:
+def signature_inputs(loaded: VersionFacts) -> dict[str, dict[str, Any]]:
     """One input per named column (the keys of columnar `inputs`) when the servable takes columns, else one."""
     columns = loaded.servable.column_tensors()
     if columns:

@@ -26,12 +26,13 @@ from amms_cli.http.routes.v2_tensors import (
 )
 from amms_cli.http.routing import PlainRoute
 from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA
+from amms_cli.repository.versions import Version
 from amms_cli.servables import NamedColumns, RequestInputs, Tensor
 from amms_cli.servables.tensors import fits
 from amms_cli.serving.inference import Prediction
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.registry import ModelView
-from amms_cli.serving.signatures import output_names, output_specs
+from amms_cli.serving.signatures import VersionFacts, output_names, output_specs
 from amms_cli.version import __version__
 
 router = APIRouter(tags=["v2"], route_class=PlainRoute)
@@ -126,16 +127,17 @@ async def infer_version(name: str, version: str, request: Request) -> Response:
 
 async def _metadata(request: Request, name: str, version: str | None) -> Response:
     dataplane = plane(request)
-    loaded = await dataplane.resolve(name, version)
-    return json_response(describe(dataplane.view(name), loaded))
+    facts = dataplane.registry.described(name, version)  # never loads: a model not in memory has a manifest
+    return json_response(describe(dataplane.view(name), facts))
 
 
-def describe(view: ModelView, loaded: LoadedVersion) -> dict[str, Any]:
+def describe(view: ModelView, loaded: VersionFacts) -> dict[str, Any]:
     spec = loaded.servable.input_tensor()
     inputs = [spec] if spec is not None else loaded.servable.column_tensors()
+    routable = set(view.loaded) | set(view.on_demand)  # loaded, or loaded by a request (model cache)
     return {
         "name": view.name,
-        "versions": [v.version_text for v in sorted(view.loaded.values(), key=lambda v: v.version)],
+        "versions": sorted(routable, key=Version.parse),
         "platform": loaded.manifest.framework,
         "inputs": [tensor.describe() for tensor in inputs],
         "outputs": [output.describe() for output in output_specs(loaded).values() if output is not None],
@@ -212,7 +214,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def requested_outputs(parsed: InferRequest, loaded: LoadedVersion) -> list[tuple[str, bool]]:
+def requested_outputs(parsed: InferRequest, loaded: VersionFacts) -> list[tuple[str, bool]]:
     """(output name, as binary) for each requested output; `predict` when none are named."""
     if parsed.outputs is None:
         return [(PREDICT, parsed.binary_output)]
