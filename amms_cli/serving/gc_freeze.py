@@ -8,20 +8,25 @@ until it is unloaded, so after each load or unload `settle` collects once and th
 everything alive into the permanent generation, which later collections skip. Request garbage is
 still collected as usual, from the young generations.
 
-With the model cache on, versions load and go all the time: `settle_soon` collects once for all the
-loads and evictions of the next few seconds (a full collection per eviction held the event loop
-for most of each cold start), and hands the freed memory back to the system (memory.py).
+With the model cache on, versions load and go all the time, and a full collection each time held the
+event loop for most of every cold start. `settle_soon` only freezes what was loaded in the last few
+seconds, once for all of it, and hands the memory freed by evicted versions back to the system
+(memory.py, in a thread); a full `settle` runs at most once a minute. Evicted versions are freed by
+reference counting at once; only their reference cycles wait for that full collection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 from amms_cli.serving import memory
 
 SETTLE_DELAY_S = 2.0
+FULL_SETTLE_EVERY_S = 60.0
 _pending: asyncio.TimerHandle | None = None
+_last_full = 0.0
 
 
 def settle() -> None:
@@ -32,15 +37,19 @@ def settle() -> None:
 
 
 def settle_soon() -> None:
-    """Settle (and return freed memory to the system) in a few seconds, once for every call until then."""
+    """Freeze what loaded and return what was freed in a few seconds, once for every call until then."""
     global _pending
-    if _pending is not None and not _pending.cancelled():
+    if _pending is not None:
         return
-    _pending = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, _settle_and_trim)
+    _pending = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, _freeze_and_trim)
 
 
-def _settle_and_trim() -> None:
-    global _pending
+def _freeze_and_trim() -> None:
+    global _pending, _last_full
     _pending = None
-    settle()
-    memory.return_freed()
+    if time.monotonic() - _last_full >= FULL_SETTLE_EVERY_S:
+        _last_full = time.monotonic()
+        settle()
+    else:
+        gc.freeze()  # cheap: what is alive joins the permanent generation, nothing is walked
+    asyncio.get_running_loop().run_in_executor(None, memory.return_freed)

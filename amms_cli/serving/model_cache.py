@@ -105,18 +105,18 @@ class ModelCache:
         self.unloader = unloader
         self.metrics = metrics
         self.locks = locks
-        self._charged: dict[int, int] = {}  # id(LoadedVersion) -> bytes, from its load until closed
+        # every version from its load until it is closed, with its bytes: resident until retired (by an
+        # eviction or the reconciler), then closing; kept here so no decision walks every model
+        self._charged: dict[int, tuple[LoadedVersion, int]] = {}
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
         unloader.on_closed = self.discharge
 
     def usage(self) -> Usage:
-        resident = [v for view in self.registry.snapshot.models.values() for v in view.loaded.values()]
-        resident_ids = {id(version) for version in resident}
-        held = sum(size for key, size in self._charged.items() if key in resident_ids)
-        closing = sum(size for key, size in self._charged.items() if key not in resident_ids)
+        resident = [size for version, size in self._charged.values() if not version.retired]
+        closing = sum(size for version, size in self._charged.values() if version.retired)
         reserved = self._reserved.values()
-        return Usage(len(resident) + len(self._reserved), held + sum(reserved), closing)
+        return Usage(len(resident) + len(self._reserved), sum(resident) + sum(reserved), closing)
 
     def estimate(self, name: str, item: VersionOnDisk) -> int:
         measured = self._measured.get((name, str(item.version)))
@@ -126,7 +126,7 @@ class ModelCache:
 
     def charge(self, loaded: LoadedVersion) -> None:
         """A version finished loading: it counts until it is closed."""
-        self._charged[id(loaded)] = loaded.memory_bytes
+        self._charged[id(loaded)] = (loaded, loaded.memory_bytes)
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
 
     def discharge(self, loaded: LoadedVersion) -> None:
@@ -192,12 +192,12 @@ class ModelCache:
         return True
 
     def _idle(self, protect: str | None) -> Iterator[LoadedVersion]:
-        for view in self.registry.snapshot.models.values():
-            if view.name == protect or view.entry.keep_loaded or self.locks.busy(view.name):
+        for loaded, _ in self._charged.values():
+            if loaded.retired or loaded.in_flight or loaded.name == protect or self.locks.busy(loaded.name):
                 continue
-            for loaded in view.loaded.values():
-                if loaded.in_flight == 0:
-                    yield loaded
+            view = self.registry.snapshot.models.get(loaded.name)
+            if view is not None and not view.entry.keep_loaded and view.loaded.get(loaded.version_text) is loaded:
+                yield loaded
 
 
 def check_limits(config: AmmsConfig, limits: Limits) -> None:

@@ -27,6 +27,7 @@ class Unloader:
 
     def retire(self, versions: Iterable[LoadedVersion]) -> None:
         for version in versions:
+            version.retired = True  # out of service from now: no longer counted as resident
             task = asyncio.get_running_loop().create_task(self._unload(version))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
