@@ -37,7 +37,7 @@ from loadgen import read_response
 from servers import amms_spec, free_port, running
 from workload import amms
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' model helpers
 from factories import IRIS_ROW, iris_classifier, save_pickle
 from projects import clone_model
 

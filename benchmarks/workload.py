@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' model factories
+from factories import table_pipeline
 
 MODEL_NAMES = ("iris_lr", "rf", "table")
 TABLE_RECORD = {"city": "paris", "age": 30, "income": None, "member": True}
@@ -48,31 +46,8 @@ def train(name: str) -> tuple[object, list[Any] | dict[str, Any]]:
         forest = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0).fit(features, labels)
         return forest, np.round(features[0], 6).tolist()
     if name == "table":
-        return table_pipeline(), TABLE_RECORD
+        return table_pipeline(rows=400), TABLE_RECORD
     raise ValueError(f"unknown benchmark model {name!r} (known: {', '.join(MODEL_NAMES)})")
-
-
-def table_pipeline() -> Pipeline:
-    rng = np.random.default_rng(4)
-    rows = 400
-    frame = pd.DataFrame(
-        {
-            "city": rng.choice(["paris", "lyon", "nice"], rows),
-            "age": rng.integers(18, 80, rows),
-            "income": rng.normal(3000.0, 800.0, rows).round(2),
-            "member": rng.choice([True, False], rows),
-        }
-    )
-    frame.loc[::7, "income"] = np.nan
-    columns = ColumnTransformer(
-        [
-            ("city", OneHotEncoder(), ["city"]),
-            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income"]),
-        ],
-        remainder="passthrough",
-    )
-    labels = np.where(frame["age"] > 40, "senior", "junior")
-    return Pipeline([("columns", columns), ("classify", LogisticRegression())]).fit(frame, labels)
 
 
 def train_models(names: list[str], folder: Path) -> list[BenchModel]:

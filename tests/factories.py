@@ -95,9 +95,9 @@ def table_labels(frame: Any) -> np.ndarray:
     return np.where(frame["age"] > 40, "senior", "junior")
 
 
-def table_pipeline() -> Pipeline:
+def table_pipeline(rows: int = 120) -> Pipeline:
     """The pipeline a data scientist ships: one-hot city, imputed and scaled numbers, a classifier;
-    fitted on a DataFrame, so it knows its column names."""
+    fitted on a DataFrame of `rows` rows, so it knows its column names."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -109,7 +109,7 @@ def table_pipeline() -> Pipeline:
         ],
         remainder="passthrough",
     )
-    frame = table()
+    frame = table(rows)
     return Pipeline([("columns", columns), ("classify", LogisticRegression())]).fit(frame, table_labels(frame))
 
 
