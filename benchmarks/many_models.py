@@ -304,9 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             if setup == "eager":
                 outcome = run_setup(setup, config, args, [], None)
                 per_model_mib = outcome.resident_mib / args.models
-            elif setup == "count":
-                limit = per_model_mib * args.resident  # what R models hold, for reference
-                outcome = run_setup(setup, config, args, ["--max-loaded-models", str(args.resident)], limit)
+            elif setup == "count":  # a cap on versions, not on memory: no RSS verdict
+                outcome = run_setup(setup, config, args, ["--max-loaded-models", str(args.resident)], None)
             elif setup == "budget":
                 budget = per_model_mib * args.resident
                 outcome = run_setup(setup, config, args, ["--memory-budget", f"{budget:.0f}MiB"], budget)

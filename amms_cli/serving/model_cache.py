@@ -16,6 +16,7 @@ being reconciled or loaded (its lock is free).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -33,7 +34,7 @@ from amms_cli.serving.unloading import Unloader
 
 log = logging.getLogger("amms.cache")
 EVICTED = "evicted (least recently used); loads again on its next request"
-ROOM_POLL_S = 0.02  # how often a load waiting for room looks again (versions finish their requests)
+ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the latest (requests finish)
 
 
 def format_bytes(size: float) -> str:
@@ -110,6 +111,7 @@ class ModelCache:
         self._charged: dict[int, tuple[LoadedVersion, int]] = {}
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
+        self._freed = asyncio.Event()  # set when a closed version's memory is discharged
         unloader.on_closed = self.discharge
 
     def usage(self) -> Usage:
@@ -131,6 +133,7 @@ class ModelCache:
 
     def discharge(self, loaded: LoadedVersion) -> None:
         self._charged.pop(id(loaded), None)
+        self._freed.set()
 
     def unreserve(self, name: str, version: str) -> None:
         """The load `make_room` reserved for is over (charged if it loaded)."""
@@ -153,7 +156,9 @@ class ModelCache:
                     f"no room to load model '{name}' version {item.version}: every loaded version is in use",
                     retry_after_s=1,
                 )
-            await asyncio.sleep(ROOM_POLL_S)
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), ROOM_POLL_S)
         self._reserved[(name, str(item.version))] = needed
 
     def trim(self) -> None:
