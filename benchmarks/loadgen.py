@@ -5,11 +5,13 @@ PATH, or from a small asyncio HTTP/1.1 client otherwise."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -91,45 +93,68 @@ def parse_wrk(output: str) -> LoadResult:
 # Python: one asyncio task per connection, raw HTTP/1.1 keep-alive
 
 
-async def run_python(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+def post_request(url: str, body: bytes) -> bytes:
+    """The raw HTTP/1.1 bytes of a JSON POST of `body` to `url`."""
     parts = urlsplit(url)
-    request = (
+    head = (
         f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    )
+    return head.encode() + body
+
+
+async def run_python(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
-    results = await asyncio.gather(
-        *(_connection(parts.hostname or "127.0.0.1", parts.port or 80, request, deadline) for _ in range(connections))
-    )
+    same = itertools.repeat((0, post_request(url, body)))
+    loops = await asyncio.gather(*(closed_loop(host, port, same, deadline, 2.0) for _ in range(connections)))
     elapsed = time.perf_counter() - started
-    latencies = np.concatenate([np.asarray(r[0], dtype=np.float64) for r in results]) * 1e3
-    errors = sum(r[1] for r in results)
+    latencies = np.asarray([answer.seconds for loop in loops for answer in loop.answers], dtype=np.float64) * 1e3
+    errors = sum(loop.failed for loop in loops)
     if latencies.size == 0:
         return LoadResult(0, elapsed, float("nan"), float("nan"), errors)
     p50, p99 = np.percentile(latencies, [50, 99])
     return LoadResult(int(latencies.size), elapsed, float(p50), float(p99), errors)
 
 
-async def _connection(host: str, port: int, request: bytes, deadline: float) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
+@dataclass(frozen=True)
+class Answer:
+    tag: int  # what the caller sent with the request (e.g. which model)
+    seconds: float
+
+
+@dataclass
+class Loop:
+    answers: list[Answer]  # every request answered (2xx or not), in order
+    failed: int  # non-2xx answers, socket errors and timeouts
+
+
+async def closed_loop(
+    host: str, port: int, requests: Iterable[tuple[int, bytes]], deadline: float, timeout_s: float
+) -> Loop:
+    """One keep-alive connection sending each (tag, request) as soon as the previous one is answered,
+    until `deadline`; a timed-out or broken connection is counted as failed and reopened."""
+    loop = Loop([], 0)
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while (now := time.perf_counter()) < deadline:
+        for tag, request in requests:
+            if (now := time.perf_counter()) >= deadline:
+                break
             writer.write(request)
             try:
-                status = await asyncio.wait_for(read_response(reader), timeout=2.0)
+                status = await asyncio.wait_for(read_response(reader), timeout=timeout_s)
             except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                errors += 1
+                loop.failed += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
-            latencies.append(time.perf_counter() - now)
-            errors += not 200 <= status < 300
+            loop.answers.append(Answer(tag, time.perf_counter() - now))
+            loop.failed += not 200 <= status < 300
     finally:
         writer.close()
-    return latencies, errors
+    return loop
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import psutil
-from loadgen import read_response
+from loadgen import closed_loop, post_request
 from servers import amms_spec, free_port, running
 from workload import amms
 
@@ -84,9 +84,9 @@ def name_of(index: int) -> str:
 
 @dataclass
 class Traffic:
-    models: np.ndarray  # model index of every request
+    models: np.ndarray  # model index of every request answered
     latency_ms: np.ndarray
-    failed: int
+    failed: int  # non-2xx answers, socket errors and timeouts
 
 
 def zipf_ranks(count: int, exponent: float, seed: int) -> np.ndarray:
@@ -98,51 +98,18 @@ def zipf_ranks(count: int, exponent: float, seed: int) -> np.ndarray:
 
 async def drive(url: str, count: int, exponent: float, connections: int, seconds: float) -> Traffic:
     parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = json.dumps({"inputs": [IRIS_ROW]}).encode()
-    requests = [
-        (
-            f"POST /models/{name_of(i)}/predict HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        + body
-        for i in range(count)
+    requests = [post_request(f"{url}/models/{name_of(i)}/predict", body) for i in range(count)]
+    streams = [
+        ((int(rank), requests[rank]) for rank in zipf_ranks(count, exponent, seed)) for seed in range(connections)
     ]
     deadline = time.perf_counter() + seconds
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    streams = [zipf_ranks(count, exponent, seed) for seed in range(connections)]
-    results = await asyncio.gather(*(_connection(host, port, requests, ranks, deadline) for ranks in streams))
-    models = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in results])
-    latency = np.concatenate([np.asarray(r[1], dtype=np.float64) for r in results]) * 1e3
-    return Traffic(models, latency, sum(r[2] for r in results))
-
-
-async def _connection(
-    host: str, port: int, requests: list[bytes], ranks: np.ndarray, deadline: float
-) -> tuple[list[int], list[float], int]:
-    models: list[int] = []
-    latencies: list[float] = []
-    failed = 0
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        for model in ranks:
-            if (now := time.perf_counter()) >= deadline:
-                break
-            writer.write(requests[model])
-            try:
-                status = await asyncio.wait_for(read_response(reader), timeout=60.0)
-            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                failed += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
-                continue
-            if not 200 <= status < 300:
-                failed += 1
-                continue
-            models.append(int(model))
-            latencies.append(time.perf_counter() - now)
-    finally:
-        writer.close()
-    return models, latencies, failed
+    loops = await asyncio.gather(*(closed_loop(host, port, stream, deadline, 60.0) for stream in streams))
+    answers = [answer for loop in loops for answer in loop.answers]
+    models = np.asarray([answer.tag for answer in answers], dtype=np.int64)
+    latency = np.asarray([answer.seconds for answer in answers], dtype=np.float64) * 1e3
+    return Traffic(models, latency, sum(loop.failed for loop in loops))
 
 
 # one setup

@@ -94,7 +94,8 @@ def serve(
             min=1,
             envvar="AMMS_MAX_LOADED_MODELS",
             help="Keep at most N model versions in memory: models load on their first request and the least "
-            "recently used idle one is evicted to make room (keep_loaded models count, and are never evicted).",
+            "recently used idle one is evicted to make room (keep_loaded models count, and are never evicted). "
+            "With --workers W, each worker keeps N/W.",
         ),
     ] = None,
     memory_budget: Annotated[
@@ -103,7 +104,8 @@ def serve(
             envvar="AMMS_MEMORY_BUDGET",
             metavar="SIZE",
             help="Keep the loaded versions within SIZE (e.g. 4GiB, 512MiB) of memory, each counted as what its load "
-            "added to the process; like --max-loaded-models, models then load on demand.",
+            "added to the process; like --max-loaded-models, models then load on demand. With --workers W, each "
+            "worker keeps SIZE/W.",
         ),
     ] = None,
     allow_frameworks: Annotated[
@@ -138,7 +140,7 @@ def serve(
     loaded = load_config(config)  # a bad config is one clear line here, before uvicorn starts
     budget = parse_size(memory_budget, "--memory-budget")
     if max_loaded_models is not None or budget is not None:
-        check_limits(loaded, Limits(max_loaded_models, budget))
+        check_limits(loaded, Limits.of(max_loaded_models, budget, workers))
     settings = ServeSettings(
         config_path=Path(config).absolute(),
         host=host,
@@ -174,4 +176,5 @@ def _limits_text(settings: ServeSettings) -> str:
         limits.append(f"at most {settings.max_loaded_models} version(s) in memory")
     if settings.memory_budget_bytes is not None:
         limits.append(f"within {format_bytes(settings.memory_budget_bytes)}")
-    return ", ".join(limits) + " (least recently used evicted first)"
+    share = f"; each of the {settings.workers} workers keeps a {settings.workers}th" if settings.workers > 1 else ""
+    return ", ".join(limits) + f" (least recently used evicted first{share})"

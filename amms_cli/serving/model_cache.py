@@ -55,8 +55,22 @@ class Usage:
 
 @dataclass(frozen=True)
 class Limits:
+    """What one worker process may hold. The limits given on the command line are the server's: with
+    `--workers W` each worker has its own cache, with a W-th of them (`of`)."""
+
     max_versions: int | None = None
     budget_bytes: int | None = None
+    workers: int = 1
+
+    @classmethod
+    def of(cls, max_versions: int | None, budget_bytes: int | None, workers: int = 1) -> Limits:
+        share_versions = None if max_versions is None else max(1, max_versions // workers)
+        share_bytes = None if budget_bytes is None else budget_bytes // workers
+        return cls(share_versions, share_bytes, workers)
+
+    def flag(self, option: str, value: str) -> str:
+        """How a limit is named in errors: the option, and the worker's share when there are several."""
+        return f"{option} {value}" + (f" (a worker's share, of {self.workers})" if self.workers > 1 else "")
 
     def fit(self, usage: Usage, more_bytes: int, more_versions: int, *, closed: bool = False) -> bool:
         """Whether `more_versions` of `more_bytes` fit beside `usage` (`closed`: once the retired
@@ -70,10 +84,8 @@ class Limits:
         """Why this version can never load under the budget, or None."""
         if self.budget_bytes is None or estimate <= self.budget_bytes:
             return None
-        return (
-            f"model '{name}' version {item.version} needs about {format_bytes(estimate)}, more than "
-            f"--memory-budget {format_bytes(self.budget_bytes)}"
-        )
+        budget = self.flag("--memory-budget", format_bytes(self.budget_bytes))
+        return f"model '{name}' version {item.version} needs about {format_bytes(estimate)}, more than {budget}"
 
 
 class ModelLocks:
@@ -227,12 +239,12 @@ def check_limits(config: AmmsConfig, limits: Limits) -> None:
     if most is not None and (hot_count > most or (others and hot_count == most)):
         room = "more than" if hot_count > most else f"leaving no room for the other {others} under"
         raise AmmsError(
-            f"{hot_count} models are keep_loaded, {room} --max-loaded-models {limits.max_versions}",
+            f"{hot_count} models are keep_loaded, {room} {limits.flag('--max-loaded-models', str(most))}",
             hint="raise --max-loaded-models, or set keep_loaded on fewer models",
         )
     if limits.budget_bytes is not None and hot_bytes > limits.budget_bytes:
+        budget = limits.flag("--memory-budget", format_bytes(limits.budget_bytes))
         raise AmmsError(
-            f"the keep_loaded models need about {format_bytes(hot_bytes)}, more than --memory-budget "
-            f"{format_bytes(limits.budget_bytes)}",
+            f"the keep_loaded models need about {format_bytes(hot_bytes)}, more than {budget}",
             hint="raise --memory-budget, or set keep_loaded on fewer models",
         )

@@ -56,7 +56,7 @@ class Reconciler:
         self.locks = ModelLocks()
         self.cache: ModelCache | None = None
         if settings.on_demand:
-            limits = Limits(settings.max_loaded_models, settings.memory_budget_bytes)
+            limits = Limits.of(settings.max_loaded_models, settings.memory_budget_bytes, settings.workers)
             self.cache = ModelCache(limits, registry, self.unloader, metrics, self.locks)
         self.failures = FailureMemory()
         self.held: set[str] = set()  # models unloaded through the admin API
