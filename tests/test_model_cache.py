@@ -240,3 +240,12 @@ def test_pickled_models_share_a_bounded_set_of_lanes(tmp_path: Path) -> None:
             assert response.status_code == 200, response.text
         threads = psutil.Process(server.process.pid).num_threads()
     assert threads < 12, threads
+
+
+def test_a_hot_set_bigger_than_the_budget_is_refused_at_start(tmp_path: Path) -> None:
+    config = cache_project(tmp_path, ["h1", "h2"], custom_source(), keep_loaded=True)
+    size = (tmp_path / "models" / "h1" / "1.0.0" / "model.py").stat().st_size  # each fits alone, not both
+    args = ("--memory-budget", f"{size + size // 2}B")
+    message, hint = error_of(run_amms("serve", "--config", str(config), "--port", "0", *args, cwd=tmp_path))
+    assert message == f"the keep_loaded models need about {2 * size} B, more than --memory-budget {size + size // 2} B"
+    assert hint == "raise --memory-budget, or set keep_loaded on fewer models"

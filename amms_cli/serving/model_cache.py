@@ -218,9 +218,24 @@ class ModelCache:
 
 
 def check_limits(config: AmmsConfig, limits: Limits) -> None:
-    """Before the server starts: refuse limits no configuration could meet, naming the sizes (a model
-    bigger than the whole budget, or a hot set that does not fit)."""
-    hot_bytes, hot_count = 0, 0
+    """Before the server starts: refuse limits no configuration could meet, naming the sizes (a hot
+    set that fills the cap, a model bigger than the whole budget, a hot set bigger than it). Only a
+    budget needs the repository read (0.5 s for 1,000 models); a cap on versions needs the config."""
+    hot_count = sum(1 for entry in config.models if entry.keep_loaded)
+    others = len(config.models) - hot_count
+    most = limits.max_versions
+    if most is not None and (hot_count > most or (others and hot_count == most)):
+        room = "more than" if hot_count > most else f"leaving no room for the other {others} under"
+        raise AmmsError(
+            f"{hot_count} models are keep_loaded, {room} {limits.flag('--max-loaded-models', str(most))}",
+            hint="raise --max-loaded-models, or set keep_loaded on fewer models",
+        )
+    if limits.budget_bytes is not None:
+        _check_budget(config, limits, limits.budget_bytes)
+
+
+def _check_budget(config: AmmsConfig, limits: Limits, budget_bytes: int) -> None:
+    hot_bytes = 0
     for entry in config.models:
         plan = plan_model(entry, scan_model(config.model_dir(entry), entry.model_name), frozenset())
         if plan.serve is None or plan.serve.manifest is None:
@@ -232,18 +247,9 @@ def check_limits(config: AmmsConfig, limits: Limits) -> None:
                 f"{reason} (the size of its files; in memory it takes at least that)",
                 hint="raise --memory-budget, or serve this model from another server",
             )
-        if entry.keep_loaded:
-            hot_bytes, hot_count = hot_bytes + size, hot_count + 1
-    others = len(config.models) - hot_count
-    most = limits.max_versions
-    if most is not None and (hot_count > most or (others and hot_count == most)):
-        room = "more than" if hot_count > most else f"leaving no room for the other {others} under"
-        raise AmmsError(
-            f"{hot_count} models are keep_loaded, {room} {limits.flag('--max-loaded-models', str(most))}",
-            hint="raise --max-loaded-models, or set keep_loaded on fewer models",
-        )
-    if limits.budget_bytes is not None and hot_bytes > limits.budget_bytes:
-        budget = limits.flag("--memory-budget", format_bytes(limits.budget_bytes))
+        hot_bytes += size if entry.keep_loaded else 0
+    if hot_bytes > budget_bytes:
+        budget = limits.flag("--memory-budget", format_bytes(budget_bytes))
         raise AmmsError(
             f"the keep_loaded models need about {format_bytes(hot_bytes)}, more than {budget}",
             hint="raise --memory-budget, or set keep_loaded on fewer models",
