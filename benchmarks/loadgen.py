@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+COLD_START = b"server-timing: cold-start"  # amms' header on a response that waited for its model to load
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ async def run_python(url: str, body: bytes, connections: int, seconds: float) ->
 class Answer:
     tag: int  # what the caller sent with the request (e.g. which model)
     seconds: float
+    cold: bool = False  # the server says it waited for the model to load (its Server-Timing header)
 
 
 @dataclass
@@ -144,22 +146,23 @@ async def closed_loop(
                 break
             writer.write(request)
             try:
-                status = await asyncio.wait_for(read_response(reader), timeout=timeout_s)
+                status, head = await asyncio.wait_for(read_response(reader), timeout=timeout_s)
             except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
                 loop.failed += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
-            loop.answers.append(Answer(tag, time.perf_counter() - now))
+            loop.answers.append(Answer(tag, time.perf_counter() - now, COLD_START in head.lower()))
             loop.failed += not 200 <= status < 300
     finally:
         writer.close()
     return loop
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The status and the head (status line and headers) of one response; its body is read and dropped."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
     await reader.readexactly(int(length.group(1)) if length else 0)
-    return status
+    return status, head

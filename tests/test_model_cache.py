@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from factories import IRIS_ROWS, iris_classifier
+from factories import IRIS_ROW, IRIS_ROWS, iris_classifier, save_cloudpickle, save_pickle
 from projects import (
+    Project,
     add_entries,
     amms_env,
     clone_model,
@@ -120,6 +121,76 @@ def test_the_least_recently_used_idle_version_makes_room(three_of_two: ServerPro
     assert cold[()] == 4  # a, b, c, a again: h loaded at start, not on a request
     table = run_amms("status", "--url", three_of_two.url, cwd=three_of_two.log_path.parent, check=True).stdout
     assert "ON_DEMAND" in table and "FAILED" not in table
+
+
+def test_a_version_used_again_outlasts_rarely_used_ones_and_cold_starts_are_labelled(tmp_path: Path) -> None:
+    """Room for two: `a` is requested twice, then three other models once each. Plain LRU would evict
+    `a` for the second of them; the cache evicts the models used once (a burst of rarely used models
+    must not push out a popular one). Every response that waited for a load says so, in every protocol,
+    with a Server-Timing header; one that found its model loaded does not."""
+    config = cache_project(tmp_path, ["a", "b", "c", "d"], custom_source())
+    with running_server(config, "--max-loaded-models", "2") as server:
+        first, again = predict(server, "a"), predict(server, "a")
+        assert first.headers["Server-Timing"].startswith("cold-start;dur=")
+        assert "Server-Timing" not in again.headers
+        assert predict(server, "b").headers["Server-Timing"].startswith("cold-start;dur=")
+        assert resident(server) == {"a", "b"}
+        tensor = {"name": "input-0", "shape": [1], "datatype": "INT64", "data": [1]}
+        v2 = httpx.post(f"{server.url}/v2/models/c/infer", json={"inputs": [tensor]}, timeout=30)
+        assert v2.status_code == 200, v2.text
+        assert v2.headers["Server-Timing"].startswith("cold-start;dur=")
+        assert resident(server) == {"a", "c"}  # b was used once, a twice
+        tf = httpx.post(f"{server.url}/v1/models/d:predict", json={"instances": [1]}, timeout=30)
+        assert tf.status_code == 200, tf.text
+        assert tf.headers["Server-Timing"].startswith("cold-start;dur=")
+        assert resident(server) == {"a", "d"}
+        assert "Server-Timing" not in predict(server, "a").headers
+        assert loads(server) == {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}
+
+
+def tally_model(log: Path) -> object:
+    """A pickled model (by value, with cloudpickle) that appends a line to `log` on every predict."""
+
+    class Tally:
+        def predict(self, rows: list[object]) -> list[int]:
+            with open(log, "a") as handle:
+                handle.write("predict\n")
+            return [0] * len(rows)
+
+    return Tally()
+
+
+def test_a_reload_verifies_checksums_but_runs_the_smoke_check_once(tmp_path: Path) -> None:
+    """Room for one: `t` is evicted and loaded again. Its recorded example ran at its first load in
+    the server and not at the reload (the same bytes passed it), but its checksums are verified at
+    every load: files changed while it was out of memory are refused."""
+    calls = tmp_path / "predict-calls.log"
+    project = Project.init(tmp_path / "project")
+    project.add(save_cloudpickle(tmp_path / "t.pkl", tally_model(calls)), "t", example=[IRIS_ROW])
+    project.add(save_pickle(tmp_path / "x.pkl", iris_classifier()), "x", example=[IRIS_ROW])
+    calls.unlink()  # add-model's trial load ran the example once; count the server's calls only
+
+    def call_count() -> int:
+        return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+    with running_server(project.config, "--max-loaded-models", "1") as server:
+        post = {"inputs": [IRIS_ROW]}
+        assert httpx.post(f"{server.url}/models/t/predict", json=post, timeout=30).status_code == 200
+        assert call_count() == 2  # the smoke check, then the request
+        assert httpx.post(f"{server.url}/models/x/predict", json=post, timeout=30).status_code == 200
+        assert resident(server) == {"x"}
+        assert httpx.post(f"{server.url}/models/t/predict", json=post, timeout=30).status_code == 200
+        assert call_count() == 3  # loaded again: the request only
+        assert loads(server)["t"] == 2
+        assert httpx.post(f"{server.url}/models/x/predict", json=post, timeout=30).status_code == 200
+        (artifact,) = (path for path in (project.models / "t" / "1.0.0").iterdir() if path.suffix == ".pkl")
+        data = bytearray(artifact.read_bytes())
+        data[-2] ^= 0xFF  # same size, other bytes
+        artifact.write_bytes(bytes(data))
+        refused = httpx.post(f"{server.url}/models/t/predict", json=post, timeout=30)
+    assert refused.status_code == 503, refused.text
+    assert "checksum mismatch" in refused.json()["error"]
+    assert call_count() == 3
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,9 @@ class LoaderFacts:
     # files that look like this format's but that it cannot serve: (what they are, what to do)
     misfit: Callable[[Path], tuple[str, str] | None] | None = None
     writer: Writer | None = None  # the Python API saves objects this format holds natively with it
+    # what a load gives depends on the artifact's bytes alone (custom code may read anything else), so
+    # a reload of files whose checksums match need not be smoke-checked again (the model cache)
+    files_decide: bool = True
 
 
 def no_modules(path: Path) -> set[str]:

@@ -113,4 +113,5 @@ CUSTOM = LoaderFacts(
     modules_named=modules_named,
     folder=True,
     servable="custom",
+    files_decide=False,
 )

@@ -6,7 +6,9 @@ A front end decodes its protocol's request, then makes one inference call per re
     with plane.inference(name, version, PROTOCOL) as call:
         loaded = await call.resolve()              # once; loads it first if the model cache evicted it
         prediction = await call.infer(inputs, proba)
-        return encode(loaded, prediction)          # the outcome is recorded when the block ends
+        return encode(loaded, prediction, headers=call.headers())  # recorded when the block ends
+
+`call.headers()` is a `Server-Timing` header when the request waited for its version to load.
 """
 
 from __future__ import annotations
@@ -34,17 +36,19 @@ class DataPlane:
     def inference(self, name: str, version: str | None, protocol: str) -> InferenceCall:
         return InferenceCall(self, name, version, protocol)
 
-    async def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
-        """The loaded version for a request: the served one or an exact one, loaded first when the
-        model cache has it on demand."""
+    async def resolve(self, name: str, version: str | None = None) -> tuple[LoadedVersion, bool]:
+        """The loaded version for a request (the served one or an exact one) and whether the request
+        waited for it to load (a cold start: the model cache had it on demand)."""
         try:
-            return self.registry.resolve(name, version)
+            loaded = self.registry.resolve(name, version)
         except (ModelNotReady, NotFound):
             item = self.registry.loadable(name, version)
             cold_starts = self.cold_starts
             if cold_starts is None or item is None:
                 raise
-        return await cold_starts.resolve(name, str(item.version))
+            return await cold_starts.resolve(name, str(item.version)), True
+        loaded.reused = True  # found in memory: the model cache keeps versions used again longer
+        return loaded, False
 
     def on_demand(self, name: str, version: str | None = None) -> bool:
         """Not loaded, but a request would load it (the model cache): ready to serve, not resident."""
@@ -86,7 +90,7 @@ class InferenceCall:
     so it is neither unloaded nor evicted meanwhile; the outcome (200, the status of an AmmsError, or
     500 for anything else) is recorded once, when the block ends."""
 
-    __slots__ = ("_loaded", "name", "plane", "protocol", "started", "version")
+    __slots__ = ("_loaded", "cold_start_s", "name", "plane", "protocol", "started", "version")
 
     def __init__(self, plane: DataPlane, name: str, version: str | None, protocol: str) -> None:
         self.plane = plane
@@ -95,13 +99,24 @@ class InferenceCall:
         self.protocol = protocol
         self.started = time.perf_counter()
         self._loaded: LoadedVersion | None = None
+        self.cold_start_s: float | None = None  # how long it waited for its version to load, if it did
 
     async def resolve(self) -> LoadedVersion:
         if self._loaded is None:
-            loaded = await self.plane.resolve(self.name, self.version)
+            asked = time.perf_counter()
+            loaded, cold = await self.plane.resolve(self.name, self.version)
             loaded.acquire()  # no await between resolving and holding: it cannot be evicted in between
             self._loaded = loaded
+            if cold:
+                self.cold_start_s = time.perf_counter() - asked
         return self._loaded
+
+    def headers(self) -> dict[str, str]:
+        """A `Server-Timing` header for a request that waited for its version to load, so a client
+        (or a browser's network panel) can tell a cold start from a slow model; else none."""
+        if self.cold_start_s is None:
+            return {}
+        return {"Server-Timing": f'cold-start;dur={self.cold_start_s * 1e3:.1f};desc="waited for the model to load"'}
 
     async def infer(self, inputs: RequestInputs, proba: bool = False) -> Prediction:
         """Convert the protocol's inputs with the version's servable and predict (batched when the

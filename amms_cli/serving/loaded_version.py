@@ -63,6 +63,7 @@ class LoadedVersion:
         self.batcher = self._batcher(batching)
         self.in_flight = 0
         self.last_used = time.monotonic()  # the model cache evicts the least recently used first
+        self.reused = False  # a request found it loaded (not only those that waited for its load)
         self.retired = False
         self._drained: asyncio.Event | None = None
 

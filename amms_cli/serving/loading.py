@@ -33,7 +33,7 @@ class CheckedModel:
 
 
 async def load_in_background(
-    entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None
+    entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None, *, smoke_check: bool = True
 ) -> CheckedModel:
     """Load in a thread; a load past `load_timeout_s` is abandoned and raises ModelLoadError."""
 
@@ -45,15 +45,18 @@ async def load_in_background(
         )
         checked.model.close()
 
-    loading = in_daemon_thread(load_checked, entry, item, allowed_loaders, abandoned=close_abandoned)
+    loading = in_daemon_thread(load_checked, entry, item, allowed_loaders, smoke_check, abandoned=close_abandoned)
     try:
         return await asyncio.wait_for(loading, entry.load_timeout_s)
     except TimeoutError:
         raise ModelLoadError(f"load took longer than load_timeout_s={entry.load_timeout_s:g}") from None
 
 
-def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None) -> CheckedModel:
-    """Verify, load and smoke-check one version (runs in a worker thread)."""
+def load_checked(
+    entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozenset[str] | None, smoke_check: bool = True
+) -> CheckedModel:
+    """Verify, load and smoke-check one version (runs in a worker thread). Without `smoke_check` (the
+    same files passed it in this process before) the recorded example is not run again."""
     manifest = item.manifest
     if manifest is None:
         raise ModelLoadError(item.problem or "no manifest")
@@ -68,7 +71,7 @@ def load_checked(entry: ModelEntry, item: VersionOnDisk, allowed_loaders: frozen
     model = load_version(item.path, manifest, before_open=lambda: readings.append(memory.resident_bytes()))
     servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
     example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
-    if example is not None:
+    if example is not None and smoke_check:
         try:
             predict(model, servable.model_input(example), False)
         except AmmsError as exc:

@@ -245,10 +245,14 @@ class Reconciler:
         if self.cache is None:
             return await load_in_background(entry, item, self.allowed_loaders)
         await self.cache.make_room(entry.model_name, item, deadline=time.monotonic() + entry.load_timeout_s)
+        smoke_check = self.cache.smoke_check_needed(entry, item)
         try:
-            return await load_in_background(entry, item, self.allowed_loaders)
+            checked = await load_in_background(entry, item, self.allowed_loaders, smoke_check=smoke_check)
         finally:
             self.cache.unreserve(entry.model_name, str(item.version))
+        if smoke_check:
+            self.cache.smoke_check_passed(entry, item)
+        return checked
 
     def _loaded_version(self, entry: ModelEntry, item: VersionOnDisk, checked: CheckedModel) -> LoadedVersion:
         """The loaded version, complete: the thread it predicts on and, when configured, its batcher."""

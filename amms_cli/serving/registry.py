@@ -51,7 +51,6 @@ class Described:
     version_text: str
     manifest: Manifest
     servable: Servable
-    resident: bool = False
 
     @property
     def classes(self) -> list[Any] | None:
@@ -94,15 +93,11 @@ class ModelView:
         return self.entry.model_name
 
     @property
-    def target_item(self) -> VersionOnDisk | None:
-        return self.on_demand.get(self.target) if self.target is not None else None
-
-    @property
     def described(self) -> Described | None:
         """The served version, or (model cache) the one a request would load."""
         if self.served is not None:
             served = self.served
-            return Described(self.name, served.version_text, served.manifest, served.servable, resident=True)
+            return Described(self.name, served.version_text, served.manifest, served.servable)
         return self.target_described
 
     @property

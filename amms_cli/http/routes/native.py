@@ -77,7 +77,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         if prediction.probabilities is not None:
             payload["probabilities"] = prediction.probabilities
             payload["classes"] = prediction.classes
-        return json_response(payload)
+        return json_response(payload, headers=call.headers())
 
 
 def _check_body(body: dict[str, Any]) -> tuple[Any, bool]:

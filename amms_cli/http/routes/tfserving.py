@@ -119,7 +119,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         inputs = JsonInputs(body["instances"], raw) if row_format else columnar_inputs(body["inputs"], raw)
         prediction = await call.infer(inputs, proba)
         values = prediction.probabilities if proba else prediction.outputs
-        return json_response({"predictions" if row_format else "outputs": values})
+        return json_response({"predictions" if row_format else "outputs": values}, headers=call.headers())
 
 
 def _check_body(body: dict[str, Any]) -> bool:

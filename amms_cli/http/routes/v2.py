@@ -168,7 +168,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         wanted = requested_outputs(parsed, loaded)
         inputs = request_inputs(parsed, loaded)
         prediction = await call.infer(inputs, any(n == PREDICT_PROBA for n, _ in wanted))
-        return infer_response(loaded, prediction, wanted=wanted, request_id=parsed.id)
+        return infer_response(loaded, prediction, wanted=wanted, request_id=parsed.id, headers=call.headers())
 
 
 async def read_infer_request(request: Request, limit: int) -> InferRequest:
@@ -268,7 +268,12 @@ def _column(tensor: Tensor) -> list[object]:
 
 
 def infer_response(
-    loaded: LoadedVersion, prediction: Prediction, *, wanted: list[tuple[str, bool]], request_id: str | None
+    loaded: LoadedVersion,
+    prediction: Prediction,
+    *,
+    wanted: list[tuple[str, bool]],
+    request_id: str | None,
+    headers: dict[str, str],
 ) -> Response:
     outputs, blobs = [], []
     for output_name, binary in wanted:
@@ -285,5 +290,6 @@ def infer_response(
     header["outputs"] = outputs
     body, json_size = response_body(header, blobs)
     if json_size is None:
-        return Response(body, 200, media_type=JSON_TYPE)
-    return Response(body, 200, {"Inference-Header-Content-Length": str(json_size)}, "application/octet-stream")
+        return Response(body, 200, headers, JSON_TYPE)
+    binary_headers = {**headers, "Inference-Header-Content-Length": str(json_size)}
+    return Response(body, 200, binary_headers, "application/octet-stream")
