@@ -49,6 +49,7 @@ from projects import clone_model
 MIB = 2**20
 READY_GOAL_S = 2.0
 WARM_P99_GOAL = 1.10
+SETUPS = ("eager", "count", "budget")  # in the order they start: the budget comes from eager's figures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -309,9 +310,9 @@ def verdicts(outcomes: list[Outcome]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
-    unknown = set(setups) - {"eager", "count", "budget"}
+    unknown = set(setups) - set(SETUPS)
     if unknown:
-        raise SystemExit(f"unknown setup {sorted(unknown)[0]!r} (eager, count, budget)")
+        raise SystemExit(f"unknown setup {sorted(unknown)[0]!r} ({', '.join(SETUPS)})")
     work = Path(tempfile.mkdtemp(prefix="amms-many-"))
     try:
         print(f"building {args.models} models ...", file=sys.stderr)
@@ -337,7 +338,7 @@ def start_servers(
     of what its versions measured)."""
     servers: list[Running] = []
     per_model_mib = args.padding_mib + 1.0
-    for setup in sorted(setups, key=["eager", "count", "budget"].index):
+    for setup in sorted(setups, key=SETUPS.index):
         print(f"starting {setup} ...", file=sys.stderr)
         if setup == "eager":
             server = start_setup(stack, setup, config, args, [], None)

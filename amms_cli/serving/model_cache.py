@@ -44,6 +44,7 @@ from amms_cli.serving.unloading import Unloader
 log = logging.getLogger("amms.cache")
 EVICTED = "evicted (least recently used); loads again on its next request"
 ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the latest (requests finish)
+SmokeKey = tuple[str, str, str | None, str]  # model, version, the entry's servable, the manifest's JSON
 REUSED_SHARE = 0.9  # of the room the hot set leaves, what reused versions may hold before they are evicted
 
 
@@ -134,7 +135,7 @@ class ModelCache:
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
         self._freed = asyncio.Event()  # set when a closed version's memory is discharged
-        self._smoke_checked: set[tuple[str, str, str | None, str]] = set()  # see smoke_check_needed
+        self._smoke_checked: set[SmokeKey] = set()  # see smoke_key
         unloader.on_closed = self.discharge
 
     def usage(self) -> Usage:
@@ -154,20 +155,24 @@ class ModelCache:
         self._charged[id(loaded)] = (loaded, loaded.memory_bytes)
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
 
-    def smoke_check_needed(self, entry: ModelEntry, item: VersionOnDisk) -> bool:
-        """Whether a load of `item` must run its recorded example: yes unless the same manifest (so,
-        once its checksums are verified, the same bytes) passed it in this process, fed through the
-        same servable, by a loader whose result depends on the files alone. A model evicted and
-        loaded again a hundred times a minute then pays for its example once."""
+    def smoke_key(self, entry: ModelEntry, item: VersionOnDisk) -> SmokeKey | None:
+        """What identifies a load's smoke check: the model, version, the entry's servable and the whole
+        manifest (so, once its checksums are verified, the same bytes). None when every load must run
+        it: no manifest, or a loader whose result may depend on more than the files (custom code)."""
         manifest = item.manifest
         facts = LOADERS.get(manifest.loader) if manifest is not None else None
-        if facts is None or not facts.files_decide:
-            return True
-        return _smoke_key(entry, item) not in self._smoke_checked
+        if manifest is None or facts is None or not facts.files_decide:
+            return None
+        return entry.model_name, str(item.version), entry.servable_name, manifest.model_dump_json()
 
-    def smoke_check_passed(self, entry: ModelEntry, item: VersionOnDisk) -> None:
-        if item.manifest is not None:
-            self._smoke_checked.add(_smoke_key(entry, item))
+    def smoke_check_needed(self, key: SmokeKey | None) -> bool:
+        """Yes unless the same smoke check passed in this process: a model evicted and loaded again a
+        hundred times a minute then pays for its example once."""
+        return key is None or key not in self._smoke_checked
+
+    def smoke_check_passed(self, key: SmokeKey | None) -> None:
+        if key is not None:
+            self._smoke_checked.add(key)
 
     def discharge(self, loaded: LoadedVersion) -> None:
         self._charged.pop(id(loaded), None)
@@ -262,11 +267,6 @@ class ModelCache:
         most, budget = self.limits.max_versions, self.limits.budget_bytes
         over_count = most is not None and reused[0] > REUSED_SHARE * (most - hot[0])
         return over_count or (budget is not None and reused[1] > REUSED_SHARE * (budget - hot[1]))
-
-
-def _smoke_key(entry: ModelEntry, item: VersionOnDisk) -> tuple[str, str, str | None, str]:
-    manifest_json = item.manifest.model_dump_json() if item.manifest is not None else ""
-    return entry.model_name, str(item.version), entry.servable_name, manifest_json
 
 
 def check_limits(config: AmmsConfig, limits: Limits) -> None:

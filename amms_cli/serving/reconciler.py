@@ -245,13 +245,14 @@ class Reconciler:
         if self.cache is None:
             return await load_in_background(entry, item, self.allowed_loaders)
         await self.cache.make_room(entry.model_name, item, deadline=time.monotonic() + entry.load_timeout_s)
-        smoke_check = self.cache.smoke_check_needed(entry, item)
+        smoke_key = self.cache.smoke_key(entry, item)
+        smoke_check = self.cache.smoke_check_needed(smoke_key)
         try:
             checked = await load_in_background(entry, item, self.allowed_loaders, smoke_check=smoke_check)
         finally:
             self.cache.unreserve(entry.model_name, str(item.version))
         if smoke_check:
-            self.cache.smoke_check_passed(entry, item)
+            self.cache.smoke_check_passed(smoke_key)
         return checked
 
     def _loaded_version(self, entry: ModelEntry, item: VersionOnDisk, checked: CheckedModel) -> LoadedVersion:
