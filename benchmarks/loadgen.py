@@ -1,6 +1,7 @@
 """Load generation: the same closed-loop load (N keep-alive connections, each sending the next
 request as soon as the previous answer arrives) from `wrk` with a Lua POST script when it is on
-PATH, or from a small asyncio HTTP/1.1 client otherwise."""
+PATH, or from a small asyncio HTTP/1.1 client otherwise; and an open loop (requests arriving at a
+set rate, whatever the server's pace) for latency at a given traffic."""
 
 from __future__ import annotations
 
@@ -133,30 +134,92 @@ class Loop:
     failed: int  # non-2xx answers, socket errors and timeouts
 
 
+class Connection:
+    """One keep-alive connection that sends a request and reads its answer, reopened after a failure."""
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        return self.streams
+
+    async def send(self, loop: Loop, tag: int, request: bytes, since: float) -> None:
+        """Send `request` and record its answer in `loop`, its latency counted from `since`."""
+        reader, writer = await self.open()
+        writer.write(request)
+        try:
+            status, head = await asyncio.wait_for(read_response(reader), timeout=self.timeout_s)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            loop.failed += 1
+            self.close()
+            return
+        loop.answers.append(Answer(tag, time.perf_counter() - since, COLD_START in head.lower()))
+        loop.failed += not 200 <= status < 300
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
 async def closed_loop(
     host: str, port: int, requests: Iterable[tuple[int, bytes]], deadline: float, timeout_s: float
 ) -> Loop:
     """One keep-alive connection sending each (tag, request) as soon as the previous one is answered,
     until `deadline`; a timed-out or broken connection is counted as failed and reopened."""
-    loop = Loop([], 0)
-    reader, writer = await asyncio.open_connection(host, port)
+    loop, connection = Loop([], 0), Connection(host, port, timeout_s)
+    await connection.open()
     try:
         for tag, request in requests:
             if (now := time.perf_counter()) >= deadline:
                 break
-            writer.write(request)
-            try:
-                status, head = await asyncio.wait_for(read_response(reader), timeout=timeout_s)
-            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                loop.failed += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
-                continue
-            loop.answers.append(Answer(tag, time.perf_counter() - now, COLD_START in head.lower()))
-            loop.failed += not 200 <= status < 300
+            await connection.send(loop, tag, request, now)
     finally:
-        writer.close()
+        connection.close()
     return loop
+
+
+async def open_loop(
+    host: str,
+    port: int,
+    requests: Iterable[tuple[int, bytes]],
+    rate: float,
+    deadline: float,
+    connections: int,
+    timeout_s: float,
+) -> Loop:
+    """Requests arriving `rate` a second at random (Poisson) until `deadline`, whatever the server's
+    pace, each sent on the first free one of `connections` keep-alive connections. A latency counts
+    from the request's arrival, so time spent waiting for a free connection is the server's too (a
+    closed loop would hide it: a slow server is sent fewer requests)."""
+    arrivals: asyncio.Queue[tuple[int, bytes, float] | None] = asyncio.Queue()
+
+    async def sender() -> Loop:
+        loop, connection = Loop([], 0), Connection(host, port, timeout_s)
+        await connection.open()
+        try:
+            while (arrival := await arrivals.get()) is not None:
+                await connection.send(loop, *arrival)
+        finally:
+            connection.close()
+        return loop
+
+    senders = [asyncio.create_task(sender()) for _ in range(connections)]
+    gaps = np.random.default_rng(0).exponential(1.0 / rate, size=int(rate * (deadline - time.perf_counter())) * 2 + 16)
+    arrives = time.perf_counter()
+    for (tag, request), gap in zip(requests, gaps, strict=False):
+        arrives += float(gap)
+        if arrives >= deadline:
+            break
+        await asyncio.sleep(arrives - time.perf_counter())
+        arrivals.put_nowait((tag, request, arrives))
+    for _ in senders:
+        arrivals.put_nowait(None)
+    loops = await asyncio.gather(*senders)
+    return Loop([answer for loop in loops for answer in loop.answers], sum(loop.failed for loop in loops))
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:

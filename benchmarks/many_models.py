@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,7 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import psutil
-from loadgen import closed_loop, post_request
+from loadgen import Loop, closed_loop, open_loop, post_request
 from servers import amms_spec, free_port, running
 from workload import amms
 
@@ -50,6 +51,7 @@ MIB = 2**20
 READY_GOAL_S = 2.0
 WARM_P99_GOAL = 1.10
 SETUPS = ("eager", "count", "budget")  # in the order they start: the budget comes from eager's figures
+LOADS = ("closed", "open")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +61,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--padding-mib", type=float, default=2.0, help="extra data in each model (default 2)")
     parser.add_argument("--seconds", type=float, default=20.0, help="traffic per setup and round (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, paired for ratios (default 3)")
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="unmeasured open-loop traffic per setup first (default 10 s)"
+    )
+    parser.add_argument("--connections", type=int, default=8, help="closed loop: connections (default 8)")
+    parser.add_argument("--rate", type=float, default=400.0, help="open loop: requests a second (default 400)")
+    parser.add_argument(
+        "--open-connections", type=int, default=64, help="open loop: connections to send on (default 64)"
+    )
+    parser.add_argument("--loads", default="closed,open", help="which loads, comma-separated (default both)")
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of the traffic (default 1.1)")
     parser.add_argument("--setups", default="eager,count,budget", help="which setups, comma-separated")
     return parser.parse_args(argv)
@@ -95,6 +105,8 @@ class Traffic:
     latency_ms: np.ndarray
     cold: np.ndarray  # whether it waited for its model to load
     failed: int  # non-2xx answers, socket errors and timeouts
+    loads: int = 0  # the server's, meanwhile
+    evictions: int = 0
 
 
 def zipf_ranks(count: int, exponent: float, seed: int) -> np.ndarray:
@@ -104,16 +116,26 @@ def zipf_ranks(count: int, exponent: float, seed: int) -> np.ndarray:
     return np.searchsorted(cumulative, np.random.default_rng(seed).random(1_000_000))
 
 
-async def drive(url: str, count: int, exponent: float, connections: int, seconds: float) -> Traffic:
+async def drive(url: str, load: str, args: argparse.Namespace, seconds: float | None = None) -> Traffic:
+    """One round of traffic: a closed loop (`args.connections` connections, each sending its next
+    request when the last is answered: the server's pace) or an open one (`args.rate` requests a
+    second arriving whatever the server's pace, latency counted from each arrival)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = json.dumps({"inputs": [IRIS_ROW]}).encode()
-    requests = [post_request(f"{url}/models/{name_of(i)}/predict", body) for i in range(count)]
-    streams = [
-        ((int(rank), requests[rank]) for rank in zipf_ranks(count, exponent, seed)) for seed in range(connections)
-    ]
-    deadline = time.perf_counter() + seconds
-    loops = await asyncio.gather(*(closed_loop(host, port, stream, deadline, 60.0) for stream in streams))
+    requests = [post_request(f"{url}/models/{name_of(i)}/predict", body) for i in range(args.models)]
+
+    def stream(seed: int) -> Iterator[tuple[int, bytes]]:
+        return ((int(rank), requests[rank]) for rank in zipf_ranks(args.models, args.zipf, seed))
+
+    deadline = time.perf_counter() + (args.seconds if seconds is None else seconds)
+    loops: list[Loop]
+    if load == "open":
+        loops = [await open_loop(host, port, stream(0), args.rate, deadline, args.open_connections, 60.0)]
+    else:
+        loops = await asyncio.gather(
+            *(closed_loop(host, port, stream(seed), deadline, 60.0) for seed in range(args.connections))
+        )
     answers = [answer for loop in loops for answer in loop.answers]
     models = np.asarray([answer.tag for answer in answers], dtype=np.int64)
     latency = np.asarray([answer.seconds for answer in answers], dtype=np.float64) * 1e3
@@ -135,12 +157,13 @@ class Running:
     empty_rss_mib: float  # the server with its libraries imported and no model held
     limit_mib: float | None
     rss_mib: float = 0.0  # the most seen after any round
-    rounds: list[Traffic] = field(default_factory=list)
+    rounds: dict[str, list[Traffic]] = field(default_factory=lambda: {load: [] for load in LOADS})
 
 
 @dataclass(frozen=True)
 class Outcome:
     setup: str
+    load: str  # closed or open
     ready_s: float
     rss_mib: float
     empty_rss_mib: float
@@ -187,19 +210,24 @@ def start_setup(
     return Running(setup, url, process, ready_s, empty, limit_mib)
 
 
-def drive_round(server: Running, args: argparse.Namespace) -> None:
-    server.rounds.append(asyncio.run(drive(server.url, args.models, args.zipf, args.connections, args.seconds)))
+def drive_round(server: Running, load: str, args: argparse.Namespace) -> None:
+    before = httpx.get(f"{server.url}/metrics", timeout=60).text
+    traffic = asyncio.run(drive(server.url, load, args))
+    after = httpx.get(f"{server.url}/metrics", timeout=60).text
+    for attribute, metric in (("loads", "amms_model_loads_total"), ("evictions", "amms_model_evictions_total")):
+        setattr(traffic, attribute, int(metric_sum(after, metric) - metric_sum(before, metric)))
+    server.rounds[load].append(traffic)
     server.rss_mib = max(server.rss_mib, server.process.memory_info().rss / MIB)
 
 
-def outcome(server: Running, args: argparse.Namespace) -> Outcome:
+def outcome(server: Running, load: str, args: argparse.Namespace) -> Outcome:
+    rounds = server.rounds[load]
     traffic = Traffic(
-        np.concatenate([t.models for t in server.rounds]),
-        np.concatenate([t.latency_ms for t in server.rounds]),
-        np.concatenate([t.cold for t in server.rounds]),
-        sum(t.failed for t in server.rounds),
+        np.concatenate([t.models for t in rounds]),
+        np.concatenate([t.latency_ms for t in rounds]),
+        np.concatenate([t.cold for t in rounds]),
+        sum(t.failed for t in rounds),
     )
-    text = httpx.get(f"{server.url}/metrics", timeout=60).text
     popular = traffic.models < max(1, args.resident // 2)
     all_p50, all_p99 = percentiles(traffic.latency_ms)
     warm_p50, warm_p99 = percentiles(traffic.latency_ms[~traffic.cold])
@@ -207,6 +235,7 @@ def outcome(server: Running, args: argparse.Namespace) -> Outcome:
     popular_p50, popular_p99 = percentiles(traffic.latency_ms[popular])
     return Outcome(
         server.setup,
+        load,
         server.ready_s,
         server.rss_mib,
         server.empty_rss_mib,
@@ -215,18 +244,18 @@ def outcome(server: Running, args: argparse.Namespace) -> Outcome:
         all_p99,
         warm_p50,
         warm_p99,
-        tuple(percentiles(t.latency_ms[~t.cold])[1] for t in server.rounds),
+        tuple(percentiles(t.latency_ms[~t.cold])[1] for t in rounds),
         cold_p50,
         cold_p99,
         float(traffic.cold.mean()) if traffic.cold.size else 0.0,
         popular_p50,
         popular_p99,
         float(traffic.cold[popular].mean()) if popular.any() else 0.0,
-        int(metric_sum(text, "amms_model_loads_total")),
-        int(metric_sum(text, "amms_model_evictions_total")),
+        sum(t.loads for t in rounds),
+        sum(t.evictions for t in rounds),
         traffic.failed,
         int(traffic.latency_ms.size),
-        metric_sum(text, "amms_model_resident_bytes") / MIB,
+        resident_bytes(server.url) / MIB,
     )
 
 
@@ -258,73 +287,106 @@ def percentiles(values: np.ndarray) -> tuple[float, float]:
 
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     print(
-        f"\n{args.models} models of ~{args.padding_mib:g} MiB, Zipf {args.zipf:g} traffic, {args.connections} "
-        f"connections, {args.rounds} interleaved rounds of {args.seconds:g} s per setup; warm: the model was "
-        f"loaded, cold: the request waited for its load; popular: the {max(1, args.resident // 2)} most "
-        "requested models, warm or cold"
+        f"\n{args.models} models of ~{args.padding_mib:g} MiB, Zipf {args.zipf:g} traffic, {args.rounds} "
+        f"interleaved rounds of {args.seconds:g} s per setup and load; warm: the model was loaded, cold: the "
+        f"request waited for its load; popular: the {max(1, args.resident // 2)} most requested models, warm "
+        "or cold"
     )
-    header = (
-        "| setup | ready s | RSS MiB | limit MiB | empty MiB | held MiB | all p50/p99 ms | warm p50/p99 ms "
-        "| cold p50/p99 ms | cold share | popular p50/p99 ms | popular cold share | requests | loads | evictions "
-        "| failed |"
-    )
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for o in outcomes:
-        limit = f"{o.limit_mib:.0f}" if o.limit_mib is not None else "-"
-        print(
-            f"| {o.setup} | {o.ready_s:.2f} | {o.rss_mib:.0f} | {limit} | {o.empty_rss_mib:.0f} | {o.resident_mib:.0f} "
-            f"| {o.all_p50:.2f} / {o.all_p99:.2f} | {o.warm_p50:.2f} / {o.warm_p99:.2f} "
-            f"| {o.cold_p50:.0f} / {o.cold_p99:.0f} | {o.cold_share:.1%} | {o.popular_p50:.2f} / {o.popular_p99:.2f} "
-            f"| {o.popular_cold_share:.2%} "
-            f"| {o.requests:,} | {o.loads} | {o.evictions} | {o.failed} |"
+    for load in dict.fromkeys(o.load for o in outcomes):
+        print(f"\n{describe_load(load, args)}")
+        header = (
+            "| setup | ready s | RSS MiB | limit MiB | empty MiB | held MiB | req/s | all p50/p99 ms "
+            "| warm p50/p99 ms | cold p50/p99 ms | cold share | popular p50/p99 ms | popular cold share | requests "
+            "| loads | evictions | failed |"
         )
-    verdicts(outcomes)
+        print(header)
+        print("|" + "---|" * (header.count("|") - 1))
+        rows = [o for o in outcomes if o.load == load]
+        for o in rows:
+            limit = f"{o.limit_mib:.0f}" if o.limit_mib is not None else "-"
+            print(
+                f"| {o.setup} | {o.ready_s:.2f} | {o.rss_mib:.0f} | {limit} | {o.empty_rss_mib:.0f} "
+                f"| {o.resident_mib:.0f} | {o.requests / (args.rounds * args.seconds):,.0f} "
+                f"| {o.all_p50:.2f} / {o.all_p99:.2f} | {o.warm_p50:.2f} / {o.warm_p99:.2f} "
+                f"| {o.cold_p50:.0f} / {o.cold_p99:.0f} | {o.cold_share:.1%} "
+                f"| {o.popular_p50:.2f} / {o.popular_p99:.2f} | {o.popular_cold_share:.2%} "
+                f"| {o.requests:,} | {o.loads} | {o.evictions} | {o.failed} |"
+            )
+        latency_verdicts(rows, load)
+    print()
+    setup_verdicts(outcomes)
 
 
-def verdicts(outcomes: list[Outcome]) -> None:
-    eager = next((o for o in outcomes if o.setup == "eager"), None)
-    for o in outcomes:
+def describe_load(load: str, args: argparse.Namespace) -> str:
+    if load == "open":
+        return (
+            f"open loop: {args.rate:g} requests a second arriving at random whatever the server's pace, on up to "
+            f"{args.open_connections} connections; latency from each request's arrival"
+        )
+    return (
+        f"closed loop: {args.connections} connections, each sending its next request when the last is "
+        "answered (as fast as the server goes: a server that does more work per second serves fewer requests)"
+    )
+
+
+def latency_verdicts(rows: list[Outcome], load: str) -> None:
+    eager = next((o for o in rows if o.setup == "eager"), None)
+    if eager is None:
+        return
+    for o in rows:
         if o.setup == "eager":
             continue
+        rounds = [mine / theirs for mine, theirs in zip(o.warm_p99_rounds, eager.warm_p99_rounds, strict=True)]
+        ratio = statistics.geometric_mean(rounds)
+        verdict = "met" if ratio <= WARM_P99_GOAL else "MISSED"
+        each = " ".join(f"{r:.2f}" for r in rounds)
+        print(
+            f"{load} {o.setup}: warm p99 / eager warm p99 = {ratio:.2f}: {verdict} (<= {WARM_P99_GOAL:.2f}); "
+            f"rounds {each}"
+        )
+        popular = o.popular_p99 / eager.popular_p99
+        print(f"{load} {o.setup}: popular models' p99 / eager's = {popular:.2f} (no goal: it includes cold starts)")
+
+
+def setup_verdicts(outcomes: list[Outcome]) -> None:
+    for setup in dict.fromkeys(o.setup for o in outcomes if o.setup != "eager"):
+        mine = [o for o in outcomes if o.setup == setup]
+        o = mine[0]
         verdict = "met" if o.ready_s <= READY_GOAL_S else "MISSED"
-        print(f"{o.setup}: ready {o.ready_s:.2f} s: {verdict} (<= {READY_GOAL_S:g} s)")
+        print(f"{setup}: ready {o.ready_s:.2f} s: {verdict} (<= {READY_GOAL_S:g} s)")
         if o.limit_mib is not None:
             ceiling = o.empty_rss_mib + o.limit_mib
             verdict = "met" if o.rss_mib <= ceiling else "MISSED"
             within = f"<= empty {o.empty_rss_mib:.0f} + limit {o.limit_mib:.0f}"
-            print(f"{o.setup}: RSS {o.rss_mib:.0f} MiB: {verdict} ({within})")
-        if eager is not None:
-            rounds = [mine / theirs for mine, theirs in zip(o.warm_p99_rounds, eager.warm_p99_rounds, strict=True)]
-            ratio = statistics.geometric_mean(rounds)
-            verdict = "met" if ratio <= WARM_P99_GOAL else "MISSED"
-            each = " ".join(f"{r:.2f}" for r in rounds)
-            print(
-                f"{o.setup}: warm p99 / eager warm p99 = {ratio:.2f}: {verdict} (<= {WARM_P99_GOAL:.2f}); rounds {each}"
-            )
-            popular = o.popular_p99 / eager.popular_p99
-            print(f"{o.setup}: popular models' p99 / eager's = {popular:.2f} (no goal: it includes their cold starts)")
-        print(f"{o.setup}: failed requests {o.failed}: {'met' if o.failed == 0 else 'MISSED'} (0)")
+            print(f"{setup}: RSS {o.rss_mib:.0f} MiB: {verdict} ({within})")
+        failed = sum(o.failed for o in mine)
+        print(f"{setup}: failed requests {failed}: {'met' if failed == 0 else 'MISSED'} (0)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
-    unknown = set(setups) - set(SETUPS)
-    if unknown:
-        raise SystemExit(f"unknown setup {sorted(unknown)[0]!r} ({', '.join(SETUPS)})")
+    loads = [s.strip() for s in args.loads.split(",") if s.strip()]
+    for chosen, known in ((setups, SETUPS), (loads, LOADS)):
+        unknown = set(chosen) - set(known)
+        if unknown:
+            raise SystemExit(f"unknown {sorted(unknown)[0]!r} (known: {', '.join(known)})")
     work = Path(tempfile.mkdtemp(prefix="amms-many-"))
     try:
         print(f"building {args.models} models ...", file=sys.stderr)
         config = build_repository(work / "repository", args.models, args.padding_mib)
         with contextlib.ExitStack() as stack:
             servers = start_servers(stack, setups, config, args)
+            for server in servers:  # the first loads of each model also run its smoke check: not measured
+                print(f"warming up {server.setup} ...", file=sys.stderr)
+                asyncio.run(drive(server.url, "open", args, args.warmup))
             for number in range(args.rounds):  # interleaved, the order rotating: drift hits every setup alike
                 turn = number % len(servers)
-                for server in servers[turn:] + servers[:turn]:
-                    print(f"round {number + 1}/{args.rounds}: {server.setup} ...", file=sys.stderr)
-                    drive_round(server, args)
-            outcomes = [outcome(server, args) for server in servers]
+                for load in loads:
+                    for server in servers[turn:] + servers[:turn]:
+                        print(f"round {number + 1}/{args.rounds}: {load} loop, {server.setup} ...", file=sys.stderr)
+                        drive_round(server, load, args)
+            outcomes = [outcome(server, load, args) for load in loads for server in servers]
         report(outcomes, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)

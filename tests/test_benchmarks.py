@@ -51,3 +51,18 @@ def test_ratios_pair_the_rounds_and_agree_with_the_table() -> None:
     shown = {cells[0]: cells for cells in table}
     amms_rps, floor_rps = (float(shown[name][3].replace(",", "")) for name in ("amms-batched", "floor"))
     assert amms_rps / floor_rps == pytest.approx(float(shown["amms-batched"][7]), abs=0.01)
+
+
+@pytest.mark.slow
+def test_many_models_benchmark_prints_both_loads_and_every_goal() -> None:
+    command = [sys.executable, str(BENCHMARKS / "many_models.py"), "--models", "12", "--resident", "4"]
+    command += ["--seconds", "2", "--rounds", "1", "--warmup", "1", "--rate", "50"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = [line for line in result.stdout.splitlines() if line.startswith("| setup")]
+    assert len(tables) == 2  # the closed loop's and the open loop's
+    rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows.count("count") == rows.count("budget") == rows.count("eager") == 2
+    for goal in ("closed count: warm p99 / eager warm p99", "open budget: warm p99 / eager warm p99"):
+        assert goal in result.stdout
+    assert "budget: RSS" in result.stdout and "count: ready" in result.stdout

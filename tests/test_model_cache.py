@@ -2,15 +2,20 @@
 being loaded, loaded by their first request (one load however many requests wait), the least
 recently used idle version evicted to make room, the hot set (`keep_loaded`) loaded at start and
 never evicted, 503 with Retry-After instead of a hang, and limits that can never be met refused at
-start. Every test drives a real server process over HTTP."""
+start (and a model too big for the budget refused by `amms add-model`). Every test drives a real
+server or CLI process."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import joblib
+import numpy as np
 import psutil
 import pytest
 from factories import IRIS_ROW, IRIS_ROWS, iris_classifier, save_cloudpickle, save_pickle
@@ -256,6 +261,38 @@ def test_a_budget_smaller_than_one_model_is_refused_at_start_naming_both_sizes(t
     command = ("serve", "--config", str(config), "--port", "0")
     from_env = run_amms(*command, cwd=tmp_path, env=amms_env(AMMS_MEMORY_BUDGET="100B"))
     assert error_of(from_env) == (message, hint)
+
+
+def test_a_model_too_big_for_the_budget_is_refused_at_add_time_by_what_it_measures(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {})
+    model = iris_classifier()
+    model.padding_ = np.zeros(48 * MIB // 8)  # 48 MiB once loaded, a few KiB compressed on disk
+    artifact = tmp_path / "big.joblib"
+    joblib.dump(model, artifact, compress=3)
+    assert artifact.stat().st_size < MIB
+    before = config.read_text()
+    add = ("add-model", str(artifact), "--name", "big", "--example", json.dumps([IRIS_ROW]))
+    message, hint = error_of(run_amms(*add, "--memory-budget", "16MiB", cwd=tmp_path))
+    measured = re.fullmatch(
+        r"model 'big' version 1\.0\.0 takes about ([0-9.]+) MiB in memory once loaded \(measured by its trial "
+        r"load\), more than --memory-budget 16\.0 MiB",
+        message,
+    )
+    assert measured is not None, message
+    assert 44 <= float(measured.group(1)) <= 80  # the array, not the file's size
+    assert hint is not None and "AMMS_MEMORY_BUDGET" in hint
+    assert not (tmp_path / "models" / "big").exists() and config.read_text() == before  # nothing published
+    # the serving budget from the environment, as `amms serve` reads it: this one fits
+    run_amms(*add, cwd=tmp_path, env=amms_env(AMMS_MEMORY_BUDGET="1GiB"), check=True)
+    bigger = tmp_path / "bigger.joblib"
+    model.padding_ = np.zeros(96 * MIB // 8)
+    joblib.dump(model, bigger, compress=3)
+    bump = run_amms("bump-version", "big", str(bigger), cwd=tmp_path, env=amms_env(AMMS_MEMORY_BUDGET="64MiB"))
+    message, _ = error_of(bump)
+    assert message.startswith("model 'big' version 1.0.1 takes about ")
+    assert message.endswith("more than --memory-budget 64.0 MiB")
+    left = sorted(path.name for path in (tmp_path / "models" / "big").iterdir())
+    assert left == [".amms.lock", "1.0.0"]  # no 1.0.1, no staging folder left behind
 
 
 @pytest.mark.parametrize(

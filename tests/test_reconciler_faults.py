@@ -154,7 +154,7 @@ def test_an_unload_that_fails_is_logged_and_finishes(tmp_path: Path, caplog: pyt
     reconciler.lanes.for_model("m", True)  # the model's lane, held by its one loaded version
 
     class Broken:
-        name, version_text, in_flight, serial = "m", "1.0.0", 0, True
+        name, version_text, in_flight, serial, model = "m", "1.0.0", 0, True, None
 
         async def drain(self, timeout_s: float | None) -> bool:
             return True

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from amms_cli.cli.app import DEFAULT_CONFIG, ConfigOption, app
 from amms_cli.cli.console import err, human_size, out, warn
+from amms_cli.cli.serve import parse_size
 from amms_cli.errors import AmmsError
 from amms_cli.loaders import FORMATS
 from amms_cli.project import authoring, listing
@@ -21,6 +22,15 @@ TrustOption = Annotated[
     typer.Option(
         help="skops files: comma-separated types to trust beyond skops' defaults (their names are in the "
         "refusal), recorded in the manifest. Default for bump-version: the previous version's."
+    ),
+]
+BudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="AMMS_MEMORY_BUDGET",
+        metavar="SIZE",
+        help="The servers' --memory-budget (e.g. 4GiB): a model that takes more memory once loaded, as its trial "
+        "load measures, is refused before anything is published.",
     ),
 ]
 
@@ -68,6 +78,7 @@ def add_model(
         str | None, typer.Option("--format", help=f"Override format detection: {', '.join(FORMATS)}.")
     ] = None,
     trust: TrustOption = None,
+    memory_budget: BudgetOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Publish a model file as version 1.0.0 and add it to the config.
@@ -89,6 +100,7 @@ def add_model(
             example=authoring.parse_example(example),
             fmt=fmt,
             trust=parse_trust(trust),
+            memory_budget=parse_size(memory_budget, "--memory-budget"),
         )
     manifest = result.published.manifest
     assert manifest is not None
@@ -124,6 +136,7 @@ def bump_version(
         str | None, typer.Option(help="Example input (JSON or file); default: the previous version's.")
     ] = None,
     trust: TrustOption = None,
+    memory_budget: BudgetOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Publish the next version of a model.
@@ -142,6 +155,7 @@ def bump_version(
             aspire=aspire,
             example=authoring.parse_example(example),
             trust=parse_trust(trust),
+            memory_budget=parse_size(memory_budget, "--memory-budget"),
         )
     before = str(result.previous) if result.previous else "none"
     out.print(f"{escape(name)} {before} → [bold]{result.published.version}[/]")

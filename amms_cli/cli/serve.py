@@ -169,7 +169,7 @@ def serve(
 
 
 def _limits_text(settings: ServeSettings) -> str:
-    from amms_cli.serving.model_cache import format_bytes
+    from amms_cli.loaders.footprint import format_bytes
 
     limits = []
     if settings.max_loaded_models is not None:

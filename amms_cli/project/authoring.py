@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amms_cli.errors import ChecksumMismatch, ConfigError, ModelExists, NotFound, RepositoryError
+from amms_cli.errors import ChecksumMismatch, ConfigError, ModelExists, ModelLoadError, NotFound, RepositoryError
 from amms_cli.loaders import LOADERS, detect_format
+from amms_cli.loaders.footprint import format_bytes
 from amms_cli.project.config import (
     NAME_HELP,
     AmmsConfig,
@@ -99,7 +100,11 @@ def add_model(
     example: Any = None,
     fmt: str | None = None,
     trust: list[str] | None = None,
+    memory_budget: int | None = None,
 ) -> PublishResult:
+    """Publish `source` as the first version of a new model and add its config entry. With
+    `memory_budget` (the servers' --memory-budget), a model that takes more memory once loaded is
+    refused before anything is published."""
     config = load_config(config_path)
     _check_new_name(config, name)
     parsed_version = Version.parse(version)
@@ -122,7 +127,10 @@ def add_model(
     created = not folder.exists()
     try:
         published = _publish_new(
-            folder, parsed_version, source, name=name, fmt=fmt, servable=servable, example=example, trust=trust or []
+            folder,
+            parsed_version,
+            source,
+            Trial(name, fmt, servable, example, trust or [], memory_budget),
         )
     except BaseException:
         if created:  # a failed first version leaves no empty model folder behind
@@ -193,6 +201,7 @@ def bump_version(
     aspire: bool = False,
     example: Any = None,
     trust: list[str] | None = None,
+    memory_budget: int | None = None,
 ) -> PublishResult:
     config = load_config(config_path)
     entry = config.entry(name)
@@ -218,7 +227,7 @@ def bump_version(
         if trust is None:
             trust = reference.trusted_types if reference is not None else []
         published = _publish_new(
-            folder, next_version, source, name=name, fmt=None, servable=servable, example=example, trust=trust
+            folder, next_version, source, Trial(name, None, servable, example, trust, memory_budget)
         )
     entry, reason = _maybe_aspire(config, entry, published.version, aspire)
     below = [v.version for v in scan_model(folder, name).versions if v.version < published.version]
@@ -256,21 +265,25 @@ def _newest_manifest(on_disk: ModelOnDisk) -> Manifest | None:
     return sound[-1].manifest if sound else None
 
 
-def _publish_new(
-    folder: Path,
-    version: VersionChoice,
-    source: Path,
-    *,
-    name: str,
-    fmt: str | None,
-    servable: str | None,
-    example: Any,
-    trust: list[str],
-) -> VersionOnDisk:
+@dataclass(frozen=True)
+class Trial:
+    """How a new version is checked before it is published: its trial load's inputs, and the memory
+    budget it must fit in (None: any size)."""
+
+    name: str
+    fmt: str | None
+    servable: str | None
+    example: Any
+    trust: list[str]
+    memory_budget: int | None = None
+
+
+def _publish_new(folder: Path, version: VersionChoice, source: Path, check: Trial) -> VersionOnDisk:
     source = source.expanduser()
     if not source.exists():
         raise RepositoryError(f"{source}: no such file or folder", hint="check the model path")
-    loader = fmt or detect_format(source)
+    loader = check.fmt or detect_format(source)
+    name, example, trust = check.name, check.example, check.trust
 
     def fill(staging: Path, version: Version) -> Manifest:
         entrypoint = _copy_artifact(source, staging, loader)
@@ -280,12 +293,15 @@ def _publish_new(
             path=path,
             loader=loader,
             name=name,
-            servable=servable,
+            servable=check.servable,
             example=None if table else example,
             example_table=table,
             trusted_types=trust,
+            measure_memory=check.memory_budget is not None,
         )
         trial = trial_load(request)
+        artifacts = describe_artifacts(staging)
+        _check_fits(name, version, max(trial.memory_bytes, sum(a.size for a in artifacts)), check.memory_budget)
         return Manifest(
             model_name=name,
             version=str(version),
@@ -294,7 +310,7 @@ def _publish_new(
             framework=trial.framework,
             model_class=trial.model_class,
             servable_name=trial.servable_name,
-            artifacts=describe_artifacts(staging),
+            artifacts=artifacts,
             entrypoint=entrypoint,
             python_version=trial.python_version,
             requirements=trial.requirements,
@@ -305,6 +321,18 @@ def _publish_new(
         )
 
     return publish_version(folder, version, fill)
+
+
+def _check_fits(name: str, version: Version, needed: int, budget: int | None) -> None:
+    """Refuse a version that could never be loaded under the servers' memory budget (they would
+    refuse it at start, or mark it FAILED): `needed` is what its trial load measured, at least the
+    size of its files."""
+    if budget is not None and needed > budget:
+        raise ModelLoadError(
+            f"model '{name}' version {version} takes about {format_bytes(needed)} in memory once loaded "
+            f"(measured by its trial load), more than --memory-budget {format_bytes(budget)}",
+            hint="raise --memory-budget (or AMMS_MEMORY_BUDGET), or serve this model from a server of its own",
+        )
 
 
 def _copy_artifact(source: Path, staging: Path, loader: str) -> str:

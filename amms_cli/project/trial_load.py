@@ -9,6 +9,7 @@ example.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import os
 import platform
@@ -22,12 +23,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from amms_cli.errors import AmmsError, InvalidInput, ModelLoadError
-from amms_cli.loaders import LOADERS, LoadOptions, Model, jsonable
+from amms_cli.loaders import LOADERS, LoadOptions, Model, footprint, jsonable
 from amms_cli.project.input_facts import default_servable, introspect, read_table, records_of
 from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, InputInfo, OutputInfo
 from amms_cli.servables import Servable, make_servable
 from amms_cli.servables.tensors import output_spec
 
+# glibc: blocks of 256 KiB or more get a mapping of their own, returned when freed (as in the server,
+# serving/memory.py), so the memory a load measures is what the model holds, not the buffers it was
+# read through (a compressed joblib array measured three times its size without this)
+CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 * 1024)}
 LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
 
 
@@ -44,6 +49,7 @@ class TrialResult(BaseModel):
     imports: list[str]  # installed modules loading it needs (the manifest's `imports`)
     input: InputInfo
     outputs: dict[str, OutputInfo]  # learnt from a real prediction of the example ({} without one)
+    memory_bytes: int = 0  # with measure_memory: what a load adds to the process, its libraries imported
 
 
 class TrialOutcome(BaseModel):
@@ -62,6 +68,7 @@ class TrialRequest(BaseModel):
     example: Any  # JSON, or None
     example_table: Path | None = None  # a data file (CSV) whose first rows are the example
     trusted_types: list[str] = []  # skops: types trusted beyond skops' defaults
+    measure_memory: bool = False  # load twice, and measure what the second load adds (for a budget)
 
 
 def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
@@ -74,7 +81,13 @@ def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
         try:
             # errors="replace": a library may print the bytes of a broken file (LightGBM does)
             child = subprocess.run(
-                command, capture_output=True, text=True, errors="replace", timeout=timeout_s, check=False
+                command,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout_s,
+                check=False,
+                env=os.environ | CHILD_MALLOC,
             )
         except subprocess.TimeoutExpired:
             raise ModelLoadError(f"loading {path.name} took longer than {timeout_s:.0f} s") from None
@@ -90,7 +103,7 @@ def trial_load(request: TrialRequest, timeout_s: float = 300.0) -> TrialResult:
 def inspect_model(request: TrialRequest) -> TrialResult:
     """Load, learn the input facts, choose the servable and predict the example (in the child)."""
     facts = LOADERS[request.loader]
-    model = facts.load(request.path, LoadOptions(tuple(request.trusted_types)))
+    model, memory_bytes = _load(request)
     frame = read_table(request.example_table) if request.example_table is not None else None
     example = records_of(frame) if frame is not None else request.example
     info = introspect(model, frame, example)
@@ -109,7 +122,24 @@ def inspect_model(request: TrialRequest) -> TrialResult:
         imports=sorted(m for m in modules if m.split(".")[0] in providers and m.split(".")[0] != "amms_cli"),
         input=info.model_copy(update={"example": example, "example_given": example is not None}),
         outputs=outputs,
+        memory_bytes=memory_bytes,
     )
+
+
+def _load(request: TrialRequest) -> tuple[Model, int]:
+    """The model, and with `measure_memory` what loading it adds to the process: then it is loaded
+    twice and the second load measured, as the server measures its loads, with the libraries already
+    imported by the first (a compressed file does not say which it needs; scikit-learn alone is 100 MiB)."""
+    facts, options = LOADERS[request.loader], LoadOptions(tuple(request.trusted_types))
+    if not request.measure_memory:
+        return facts.load(request.path, options), 0
+    first = facts.load(request.path, options)
+    first.close()
+    del first
+    gc.collect()
+    before = footprint.resident_bytes()
+    model = facts.load(request.path, options)
+    return model, footprint.growth(before, footprint.resident_bytes(), fallback=0)
 
 
 def _check_example(model: Model, servable: Servable, example: Any) -> dict[str, OutputInfo]:

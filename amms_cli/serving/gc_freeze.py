@@ -11,8 +11,13 @@ still collected as usual, from the young generations.
 With the model cache on, versions load and go all the time, and a full collection each time held the
 event loop for most of every cold start. `settle_soon` only freezes what was loaded in the last few
 seconds, once for all of it, and hands the memory freed by evicted versions back to the system
-(memory.py, in a thread); a full `settle` runs at most once a minute. Evicted versions are freed by
-reference counting at once; only their reference cycles wait for that full collection.
+(memory.py, in a thread). Evicted versions are freed by reference counting at once, frozen or not;
+only objects in reference cycles wait for a full collection, and that costs the event loop 65-100 ms
+with a hundred scikit-learn models loaded (every request meanwhile waits). So it runs only when it
+has something to free: each unloaded model is watched (`watch_unloaded`: it and what it holds, by weak
+reference), and one still alive at the next settle is kept by a cycle; then a full collection runs,
+at most once a minute. A cycle deeper inside a model, which leaves those objects free, is caught by a
+full collection every ten minutes when anything was unloaded meanwhile.
 """
 
 from __future__ import annotations
@@ -20,20 +25,47 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import types
+import weakref
 
 from amms_cli.serving import memory
 
 SETTLE_DELAY_S = 2.0
-FULL_SETTLE_EVERY_S = 60.0
+FULL_SETTLE_AT_MOST_EVERY_S = 60.0  # when an unloaded model was seen kept alive by a cycle
+FULL_SETTLE_EVERY_S = 600.0  # otherwise, when anything was unloaded meanwhile
 _pending: asyncio.TimerHandle | None = None
-_last_full = 0.0
+_last_full = time.monotonic()  # the clock starts with the server
+_unloaded: list[weakref.ref[object]] = []  # what unloaded models held, until the next settle looks
+_cycle_seen = False  # an unloaded model outlived its unload: only a full collection frees it
+_unloaded_since_full = False
+_SHARED = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
 
 
 def settle() -> None:
     """Collect what a load or unload left behind, then keep what is alive out of future collections."""
+    global _last_full, _cycle_seen, _unloaded_since_full
     gc.unfreeze()  # an unloaded model's objects are frozen too; they must be seen to be freed
     gc.collect()
     gc.freeze()
+    _last_full = time.monotonic()
+    _cycle_seen = _unloaded_since_full = False
+    _unloaded.clear()
+
+
+def watch_unloaded(model: object) -> None:
+    """A model about to be closed: it and each object it holds directly should be freed by reference
+    counting once its version is dropped; one still alive at the next settle means a cycle keeps it.
+    Modules, classes and functions it holds (`self._torch = torch`) outlive it anyway: not watched."""
+    global _unloaded_since_full
+    _unloaded_since_full = True
+    held = vars(model).values() if hasattr(model, "__dict__") else ()
+    for thing in (model, *held):
+        if isinstance(thing, _SHARED):
+            continue
+        try:
+            _unloaded.append(weakref.ref(thing))
+        except TypeError:  # None, numbers, strings, tuples: no weak references, nothing to learn
+            continue
 
 
 def settle_soon() -> None:
@@ -44,11 +76,21 @@ def settle_soon() -> None:
     _pending = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, _freeze_and_trim)
 
 
+def full_collection_due(now: float) -> bool:
+    """Whether the settle at `now` should collect fully (see the module's docstring)."""
+    global _cycle_seen
+    _cycle_seen = _cycle_seen or any(ref() is not None for ref in _unloaded)
+    _unloaded.clear()
+    since = now - _last_full
+    return (_cycle_seen and since >= FULL_SETTLE_AT_MOST_EVERY_S) or (
+        _unloaded_since_full and since >= FULL_SETTLE_EVERY_S
+    )
+
+
 def _freeze_and_trim() -> None:
-    global _pending, _last_full
+    global _pending
     _pending = None
-    if time.monotonic() - _last_full >= FULL_SETTLE_EVERY_S:
-        _last_full = time.monotonic()
+    if full_collection_due(time.monotonic()):
         settle()
     else:
         gc.freeze()  # cheap: what is alive joins the permanent generation, nothing is walked

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from amms_cli.errors import AmmsError, ModelLoadError
-from amms_cli.loaders import LOADERS, Model, load_version
+from amms_cli.loaders import LOADERS, Model, footprint, load_version
 from amms_cli.project.config import ModelEntry
 from amms_cli.repository.scan import VersionOnDisk
 from amms_cli.servables import Servable, make_servable
-from amms_cli.serving import memory
 from amms_cli.serving.inference import predict
 
 T = TypeVar("T")
@@ -25,7 +24,7 @@ log = logging.getLogger("amms.loading")
 @dataclass(frozen=True)
 class CheckedModel:
     """A version loaded and smoke-checked: its model, the servable it is fed through, and the memory
-    its load added to the process (see serving/memory.py)."""
+    its load added to the process (see loaders/footprint.py)."""
 
     model: Model
     servable: Servable
@@ -68,7 +67,7 @@ def load_checked(
             + runs_code
         )
     readings: list[int | None] = []
-    model = load_version(item.path, manifest, before_open=lambda: readings.append(memory.resident_bytes()))
+    model = load_version(item.path, manifest, before_open=lambda: readings.append(footprint.resident_bytes()))
     servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
     example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
     if example is not None and smoke_check:
@@ -78,7 +77,7 @@ def load_checked(
             model.close()
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
     artifacts = sum(artifact.size for artifact in manifest.artifacts)
-    added = memory.growth(readings[0] if readings else None, memory.resident_bytes(), fallback=artifacts)
+    added = footprint.growth(readings[0] if readings else None, footprint.resident_bytes(), fallback=artifacts)
     # at least its files' size: a load that reuses memory freed by another shows less growth than it holds
     return CheckedModel(model, servable, max(added, artifacts))
 

@@ -28,11 +28,11 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from amms_cli.errors import AmmsError, ModelBusy, ModelLoadError
 from amms_cli.loaders import LOADERS
+from amms_cli.loaders.footprint import format_bytes
 from amms_cli.project.config import AmmsConfig, ModelEntry
 from amms_cli.repository.scan import VersionOnDisk, scan_model
 from amms_cli.serving.loaded_version import LoadedVersion
@@ -46,15 +46,6 @@ EVICTED = "evicted (least recently used); loads again on its next request"
 ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the latest (requests finish)
 SmokeKey = tuple[str, str, str | None, str]  # model, version, the entry's servable, the manifest's JSON
 REUSED_SHARE = 0.9  # of the room the hot set leaves, what reused versions may hold before they are evicted
-
-
-def format_bytes(size: float) -> str:
-    """1536 -> '1.5 KiB': the binary units --memory-budget takes."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -212,11 +203,7 @@ class ModelCache:
     def evict_one(self, protect: str | None) -> bool:
         """Evict the least recently used idle version, reused ones last while within their share
         (never one of `protect`); False if none is idle."""
-        idle = list(self._idle(protect))
-        reused = [loaded for loaded in idle if loaded.reused]
-        fresh = [loaded for loaded in idle if not loaded.reused]
-        first, then = (reused, fresh) if self._reused_over_share() else (fresh, reused)
-        victim = min(first or then, key=lambda loaded: loaded.last_used, default=None)
+        victim = self._victim(protect)
         if victim is None:
             return False
         view = self.registry.view(victim.name)
@@ -244,29 +231,37 @@ class ModelCache:
         self.unloader.retire([victim])
         return True
 
-    def _idle(self, protect: str | None) -> Iterator[LoadedVersion]:
-        for loaded, _ in self._charged.values():
-            if loaded.retired or loaded.in_flight or loaded.name == protect or self.locks.busy(loaded.name):
-                continue
-            view = self.registry.snapshot.models.get(loaded.name)
-            if view is not None and not view.entry.keep_loaded and view.loaded.get(loaded.version_text) is loaded:
-                yield loaded
+    def _victim(self, protect: str | None) -> LoadedVersion | None:
+        """The version to evict, in one pass over the resident ones (it runs before most loads, on
+        the event loop): the least recently used idle fresh one, unless reused versions hold more than
+        REUSED_SHARE of the room the hot set leaves (by number or by memory); then, or when no fresh
+        one is idle, the least recently used idle reused one.
 
-    def _reused_over_share(self) -> bool:
-        """Whether the reused versions hold more than REUSED_SHARE of the room (by number or by
-        memory) that the hot set leaves."""
-        reused, hot = [0, 0], [0, 0]  # versions, bytes
+        Idle: no request holds it, it is not in the hot set (`keep_loaded`), it is not `protect`'s, and
+        its model is not being reconciled or loaded (its lock is free)."""
+        models = self.registry.snapshot.models
+        oldest: dict[bool, LoadedVersion] = {}  # reused or not -> least recently used idle one
+        reused_count = hot_count = reused_bytes = hot_bytes = 0
         for loaded, size in self._charged.values():
-            if loaded.retired:
+            view = models.get(loaded.name)
+            if loaded.retired or view is None:
                 continue
-            view = self.registry.snapshot.models.get(loaded.name)
-            tally = hot if view is not None and view.entry.keep_loaded else reused if loaded.reused else None
-            if tally is not None:
-                tally[0] += 1
-                tally[1] += size
+            if view.entry.keep_loaded:
+                hot_count, hot_bytes = hot_count + 1, hot_bytes + size
+                continue
+            if loaded.reused:
+                reused_count, reused_bytes = reused_count + 1, reused_bytes + size
+            if loaded.in_flight or loaded.name == protect or view.loaded.get(loaded.version_text) is not loaded:
+                continue
+            best = oldest.get(loaded.reused)
+            if (best is None or loaded.last_used < best.last_used) and not self.locks.busy(loaded.name):
+                oldest[loaded.reused] = loaded
         most, budget = self.limits.max_versions, self.limits.budget_bytes
-        over_count = most is not None and reused[0] > REUSED_SHARE * (most - hot[0])
-        return over_count or (budget is not None and reused[1] > REUSED_SHARE * (budget - hot[1]))
+        over_share = (most is not None and reused_count > REUSED_SHARE * (most - hot_count)) or (
+            budget is not None and reused_bytes > REUSED_SHARE * (budget - hot_bytes)
+        )
+        first, then = oldest.get(over_share), oldest.get(not over_share)
+        return first or then
 
 
 def check_limits(config: AmmsConfig, limits: Limits) -> None:

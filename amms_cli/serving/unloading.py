@@ -43,6 +43,7 @@ class Unloader:
                     self.drain_timeout_s,
                 )
                 await version.drain(None)
+            gc_freeze.watch_unloaded(version.model)
             version.close()
         except Exception:
             log.exception("model '%s' version %s: closing it failed", version.name, version.version_text)
