@@ -10,6 +10,10 @@ import os
 
 STATM = "/proc/self/statm"
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# glibc: allocations this big or bigger get a mapping of their own, returned to the system when freed
+# (the server sets it with the model cache on, serving/memory.py; the trial load's child when it
+# measures), so what a load measures is what the model holds, not the buffers it was read through
+LARGE_BLOCK_BYTES = 256 * 1024
 
 
 def resident_bytes() -> int | None:

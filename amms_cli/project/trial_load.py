@@ -29,10 +29,9 @@ from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, InputInfo, Outp
 from amms_cli.servables import Servable, make_servable
 from amms_cli.servables.tensors import output_spec
 
-# glibc: blocks of 256 KiB or more get a mapping of their own, returned when freed (as in the server,
-# serving/memory.py), so the memory a load measures is what the model holds, not the buffers it was
-# read through (a compressed joblib array measured three times its size without this)
-CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 * 1024)}
+# the child's glibc maps large blocks on their own, as the server does (a compressed joblib array
+# measured three times its size without this)
+CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(footprint.LARGE_BLOCK_BYTES)}
 LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
 
 

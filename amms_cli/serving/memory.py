@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+from amms_cli.loaders import footprint
+
 
 def _libc() -> ctypes.CDLL | None:
     """glibc, whose allocator keeps freed memory unless asked; None elsewhere (musl, macOS)."""
@@ -21,7 +23,7 @@ _LIBC = _libc()
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
-def map_large_blocks(threshold_bytes: int = 256 * 1024) -> None:
+def map_large_blocks(threshold_bytes: int = footprint.LARGE_BLOCK_BYTES) -> None:
     """Give every allocation of `threshold_bytes` or more its own mapping, returned to the system
     when freed. glibc's default raises that threshold each time such a block is freed (up to 32 MiB),
     after which a model's arrays come from the heap and stay in it once the model is evicted."""
