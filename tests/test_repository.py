@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from projects import payload_manifest, publish_payloads
 
 from amms_cli.errors import PublishError
-from amms_cli.repository import atomic_files
+from amms_cli.repository import atomic_files, manifest
 from amms_cli.repository.manifest import MANIFEST_NAME, Manifest, read_manifest
 from amms_cli.repository.publish import publish_version
 from amms_cli.repository.scan import ModelOnDisk, VersionOnDisk, scan_model, verify_version
@@ -119,12 +120,48 @@ def test_missing_artifact(sound_version: VersionOnDisk) -> None:
     assert verify_version(sound_version) == "1.0.0: artifact 'model.bin' is missing"
 
 
+def test_a_verified_file_is_hashed_again_only_once_it_changed(
+    sound_version: VersionOnDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model cache verifies the same files again and again: a file whose checksum matched is not
+    hashed again while its size and times are unchanged; a change is caught even with its
+    modification time put back (the change time cannot be)."""
+    monkeypatch.setattr(manifest, "_SETTLED_NS", 0)  # the fixture's file was written just now
+    hashed: list[object] = []
+    real_sha256 = manifest._sha256_of
+    monkeypatch.setattr(manifest, "_sha256_of", lambda handle: hashed.append(handle) or real_sha256(handle))
+    assert verify_version(sound_version) is None
+    assert verify_version(sound_version) is None
+    assert len(hashed) == 1
+    path = sound_version.path / "model.bin"
+    before = path.stat()
+    time.sleep(0.05)  # past the tick of the clock file times are taken from
+    path.write_bytes(b"1.0.1")  # same size, other bytes
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert verify_version(sound_version) == "1.0.0: checksum mismatch for 'model.bin'"
+    assert len(hashed) == 2
+
+
 def test_symlinked_artifact_is_refused(sound_version: VersionOnDisk, tmp_path: Path) -> None:
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"1.0.0")
     (sound_version.path / "model.bin").unlink()
     (sound_version.path / "model.bin").symlink_to(outside)
     assert verify_version(sound_version) == "1.0.0: 'model.bin' is a symlink; refusing to load it"
+
+
+def test_artifact_under_a_symlinked_folder_is_refused(sound_version: VersionOnDisk, tmp_path: Path) -> None:
+    """A name without `..` can still leave the folder through a symlinked sub-folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.bin").write_bytes(b"1.0.0")
+    (sound_version.path / "sub").symlink_to(elsewhere)
+    manifest = read_manifest(sound_version.path)
+    nested = manifest.artifacts[0].model_copy(update={"name": "sub/model.bin"})
+    tampered = VersionOnDisk(
+        sound_version.version, sound_version.path, manifest.model_copy(update={"artifacts": [nested]})
+    )
+    assert verify_version(tampered) == "1.0.0: manifest names 'sub/model.bin' outside its folder"
 
 
 def test_manifest_naming_a_file_outside_its_folder(sound_version: VersionOnDisk) -> None:

@@ -1,19 +1,58 @@
-"""Resident memory of this process (Linux: /proc/self/statm), to measure what loading a model costs:
-the growth across its load is the model's memory (an estimate: other threads allocate meanwhile, and
-freed memory is not always returned to the system). Where it cannot be read, the model's artifact
-size stands in. The server measures every load with it (serving/loading.py); `amms add-model`
-measures the trial load, to refuse a model bigger than the memory budget before publishing it."""
+"""Memory of this process, to measure what loading a model costs: the growth across its load is the
+model's memory (an estimate: other threads allocate meanwhile). Two figures are read, and the larger
+growth counts: the resident size (Linux: /proc/self/statm), and what glibc's allocator has handed out
+(mallinfo2), which still grows when a load reuses memory an evicted model freed, where the resident
+size does not. Where neither can be read, the model's artifact size stands in. The server measures
+every load with it (serving/loading.py); `amms add-model` measures the trial load, to refuse a model
+bigger than the memory budget before publishing it."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+from dataclasses import dataclass
 
 STATM = "/proc/self/statm"
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # glibc: allocations this big or bigger get a mapping of their own, returned to the system when freed
-# (the server sets it with the model cache on, serving/memory.py; the trial load's child when it
-# measures), so what a load measures is what the model holds, not the buffers it was read through
+# (the trial load's child when it measures), so that what a load measures is what the model holds
 LARGE_BLOCK_BYTES = 256 * 1024
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (every arena's figures, in bytes)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """glibc 2.33 or later (mallinfo2, malloc_trim, mallopt); None elsewhere (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not all(hasattr(libc, f) for f in ("mallinfo2", "malloc_trim", "mallopt")):
+        return None
+    libc.mallinfo2.restype = MallInfo2
+    return libc
+
+
+GLIBC = _glibc()
+
+
+@dataclass(frozen=True)
+class Reading:
+    resident: int | None  # bytes of this process in RAM
+    allocated: int | None  # bytes the allocator has handed out and not had back
+
+
+def read() -> Reading:
+    return Reading(resident_bytes(), allocated_bytes())
 
 
 def resident_bytes() -> int | None:
@@ -25,11 +64,26 @@ def resident_bytes() -> int | None:
         return None
 
 
-def growth(before: int | None, after: int | None, fallback: int) -> int:
-    """Memory a load added: the resident growth when both readings exist, else `fallback`."""
-    if before is None or after is None:
-        return fallback
-    return max(after - before, 0)
+def allocated_bytes() -> int | None:
+    """Bytes glibc's allocator has handed out (from its heaps and as mappings of their own), or None."""
+    if GLIBC is None:
+        return None
+    info = GLIBC.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+def growth(before: Reading | None, after: Reading, fallback: int) -> int:
+    """Memory a load added: the larger growth of the two figures read both times, else `fallback`."""
+    grown = (
+        [
+            max(now - then, 0)
+            for then, now in ((before.resident, after.resident), (before.allocated, after.allocated))
+            if then is not None and now is not None
+        ]
+        if before is not None
+        else []
+    )
+    return max(grown) if grown else fallback
 
 
 def format_bytes(size: float) -> str:

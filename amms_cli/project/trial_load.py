@@ -136,9 +136,9 @@ def _load(request: TrialRequest) -> tuple[Model, int]:
     first.close()
     del first
     gc.collect()
-    before = footprint.resident_bytes()
+    before = footprint.read()
     model = facts.load(request.path, options)
-    return model, footprint.growth(before, footprint.resident_bytes(), fallback=0)
+    return model, footprint.growth(before, footprint.read(), fallback=0)
 
 
 def _check_example(model: Model, servable: Servable, example: Any) -> dict[str, OutputInfo]:

@@ -4,9 +4,13 @@ complete only when this file exists; its checksums are verified before anything 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import queue
+import stat
+import time
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +24,10 @@ PREDICT_PROBA = "predict_proba"  # the class probabilities, when the model gives
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
 _HASH_BUFFERS: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # see sha256_file
+# files whose checksum matched in this process: (device, inode) -> (size, mtime_ns, ctime_ns, sha256)
+_VERIFIED: dict[tuple[int, int], tuple[int, int, int, str]] = {}
+_VERIFIED_AT_MOST = 100_000  # files remembered; past that the memory starts again
+_SETTLED_NS = 2 * 10**9  # a file changed more recently than this is hashed at every load (see _verify_file)
 
 
 class Artifact(BaseModel):
@@ -109,6 +117,11 @@ class Manifest(BaseModel):
 
 
 def sha256_file(path: Path) -> str:
+    with path.open("rb", buffering=0) as handle:
+        return _sha256_of(handle)
+
+
+def _sha256_of(handle: io.FileIO) -> str:
     """Read through a 1 MiB buffer kept for the next call: a new buffer per chunk is a new memory
     mapping, filled page by page and then returned, which cost the system as much time as the hashing
     did when the model cache verifies a hundred versions a second (1.2 of 2.5 ms per 2 MiB file)."""
@@ -118,7 +131,7 @@ def sha256_file(path: Path) -> str:
         buffer = bytearray(_CHUNK)
     digest = hashlib.sha256()
     try:
-        with path.open("rb", buffering=0) as handle, memoryview(buffer) as view:
+        with memoryview(buffer) as view:
             while count := handle.readinto(view):
                 digest.update(view[:count])
     finally:
@@ -157,20 +170,53 @@ def describe_artifacts(folder: Path) -> list[Artifact]:
 
 def verify_artifacts(version_dir: Path, manifest: Manifest) -> None:
     """Raise ChecksumMismatch unless every recorded artifact is inside the folder, a regular file
-    (not a symlink), and has its recorded size and sha256."""
-    root = version_dir.resolve()
+    (not a symlink, nor under one), and has its recorded size and sha256.
+
+    Without resolving paths (the model cache verifies a hundred versions a second): a name that is
+    relative, has no `..` and crosses no symlink stays inside the folder. Each file is opened once,
+    refusing a symlink (O_NOFOLLOW), and its type, size and checksum come from that one descriptor;
+    its checksum is computed again only when the file has changed since it last matched (_verify_file)."""
     for artifact in manifest.artifacts:
-        path = version_dir / artifact.name
-        if path.is_symlink():  # checked first: resolving would follow it and blame the manifest instead
-            raise ChecksumMismatch(f"{version_dir.name}: '{artifact.name}' is a symlink; refusing to load it")
-        if Path(artifact.name).is_absolute() or not path.resolve().is_relative_to(root):
+        name = PurePosixPath(artifact.name)
+        if name.is_absolute() or ".." in name.parts or not name.parts:
             raise ChecksumMismatch(f"{version_dir.name}: manifest names '{artifact.name}' outside its folder")
-        if not path.is_file():
-            raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' is missing")
-        if path.stat().st_size != artifact.size:
+        for depth in range(1, len(name.parts)):
+            if (version_dir / Path(*name.parts[:depth])).is_symlink():
+                raise ChecksumMismatch(f"{version_dir.name}: manifest names '{artifact.name}' outside its folder")
+        _verify_file(version_dir, artifact)
+
+
+def _verify_file(version_dir: Path, artifact: Artifact) -> None:
+    """A file whose checksum already matched in this process is not hashed again while the system
+    says it has not changed since: same device, inode, size, modification and change times (every
+    write and every `touch` sets the change time to now, and no user can set it back). As with git's
+    index, a file changed within the last `_SETTLED_NS` is not remembered: the system's clock for file
+    times ticks every few milliseconds, so a second write in the same tick would keep the times."""
+    path = version_dir / artifact.name
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' is missing") from None
+    except OSError:
+        if path.is_symlink():  # O_NOFOLLOW's ELOOP
+            raise ChecksumMismatch(f"{version_dir.name}: '{artifact.name}' is a symlink; refusing to load it") from None
+        raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' cannot be read") from None
+    with open(descriptor, "rb", buffering=0) as handle:
+        facts = os.fstat(descriptor)
+        if not stat.S_ISREG(facts.st_mode):
+            raise ChecksumMismatch(f"{version_dir.name}: artifact '{artifact.name}' is missing (not a file)")
+        if facts.st_size != artifact.size:
             raise ChecksumMismatch(
-                f"{version_dir.name}: '{artifact.name}' has {path.stat().st_size} bytes, "
+                f"{version_dir.name}: '{artifact.name}' has {facts.st_size} bytes, "
                 f"recorded {artifact.size} (tampered or truncated)"
             )
-        if sha256_file(path) != artifact.sha256:
+        identity = (facts.st_dev, facts.st_ino)
+        unchanged = (facts.st_size, facts.st_mtime_ns, facts.st_ctime_ns, artifact.sha256)
+        if _VERIFIED.get(identity) == unchanged:
+            return
+        if _sha256_of(handle) != artifact.sha256:
             raise ChecksumMismatch(f"{version_dir.name}: checksum mismatch for '{artifact.name}'")
+    if time.time_ns() - facts.st_ctime_ns > _SETTLED_NS:
+        if len(_VERIFIED) >= _VERIFIED_AT_MOST:
+            _VERIFIED.clear()
+        _VERIFIED[identity] = unchanged

@@ -10,8 +10,7 @@ still collected as usual, from the young generations.
 
 With the model cache on, versions load and go all the time, and a full collection each time held the
 event loop for most of every cold start. `settle_soon` only freezes what was loaded in the last few
-seconds, once for all of it, and hands the memory freed by evicted versions back to the system
-(memory.py, in a thread). Evicted versions are freed by reference counting at once, frozen or not;
+seconds, once for all of it. Evicted versions are freed by reference counting at once, frozen or not;
 only objects in reference cycles wait for a full collection, and that costs the event loop 65-100 ms
 with a hundred scikit-learn models loaded (every request meanwhile waits). So it runs only when it
 has something to free: each unloaded model is watched (`watch_unloaded`: it and what it holds, by weak
@@ -27,8 +26,6 @@ import gc
 import time
 import types
 import weakref
-
-from amms_cli.serving import memory
 
 SETTLE_DELAY_S = 2.0
 FULL_SETTLE_AT_MOST_EVERY_S = 60.0  # when an unloaded model was seen kept alive by a cycle
@@ -69,11 +66,11 @@ def watch_unloaded(model: object) -> None:
 
 
 def settle_soon() -> None:
-    """Freeze what loaded and return what was freed in a few seconds, once for every call until then."""
+    """Freeze what loaded in a few seconds, once for every call until then."""
     global _pending
     if _pending is not None:
         return
-    _pending = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, _freeze_and_trim)
+    _pending = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, _freeze)
 
 
 def full_collection_due(now: float) -> bool:
@@ -87,11 +84,10 @@ def full_collection_due(now: float) -> bool:
     )
 
 
-def _freeze_and_trim() -> None:
+def _freeze() -> None:
     global _pending
     _pending = None
     if full_collection_due(time.monotonic()):
         settle()
     else:
         gc.freeze()  # cheap: what is alive joins the permanent generation, nothing is walked
-    asyncio.get_running_loop().run_in_executor(None, memory.return_freed)

@@ -66,8 +66,8 @@ def load_checked(
             f"loader '{manifest.loader}' is refused by --allow-frameworks {','.join(sorted(allowed_loaders))}"
             + runs_code
         )
-    readings: list[int | None] = []
-    model = load_version(item.path, manifest, before_open=lambda: readings.append(footprint.resident_bytes()))
+    readings: list[footprint.Reading] = []
+    model = load_version(item.path, manifest, before_open=lambda: readings.append(footprint.read()))
     servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
     example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
     if example is not None and smoke_check:
@@ -77,7 +77,7 @@ def load_checked(
             model.close()
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
     artifacts = sum(artifact.size for artifact in manifest.artifacts)
-    added = footprint.growth(readings[0] if readings else None, footprint.resident_bytes(), fallback=artifacts)
+    added = footprint.growth(readings[0] if readings else None, footprint.read(), fallback=artifacts)
     # at least its files' size: a load that reuses memory freed by another shows less growth than it holds
     return CheckedModel(model, servable, max(added, artifacts))
 

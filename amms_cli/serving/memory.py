@@ -1,37 +1,31 @@
-"""Returning the memory of unloaded versions to the system (glibc keeps freed memory in its arenas
-unless asked). What a load adds is measured by loaders/footprint.py."""
+"""What happens to the memory of unloaded versions (glibc's allocator; elsewhere, whatever the system
+does). What a load adds is measured by loaders/footprint.py.
+
+With the model cache on, versions are loaded and evicted all the time, mostly one for another of a
+similar size. glibc's default gives each block of 128 KiB or more (the threshold then grows with the
+blocks freed) a mapping of its own, returned to the system when freed: the next load then maps fresh
+memory and fills it page by page, with the interpreter's lock held (measured: `pickle.loads` of one of
+the many-models benchmark's 2 MiB models took 0.06 ms in reused memory, 1.0 ms in fresh mappings).
+So blocks up to `HEAP_BLOCKS_UP_TO` come from the heap, where an evicted model's memory is reused by
+the next load; the cache hands back what more its unloads freed than its loads reused (and than it
+may keep, see model_cache.py) a few seconds after them."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 from amms_cli.loaders import footprint
 
-
-def _libc() -> ctypes.CDLL | None:
-    """glibc, whose allocator keeps freed memory unless asked; None elsewhere (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
-_LIBC = _libc()
+HEAP_BLOCKS_UP_TO = 32 * 2**20  # glibc's own ceiling for the threshold it adjusts by itself
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
-def map_large_blocks(threshold_bytes: int = footprint.LARGE_BLOCK_BYTES) -> None:
-    """Give every allocation of `threshold_bytes` or more its own mapping, returned to the system
-    when freed. glibc's default raises that threshold each time such a block is freed (up to 32 MiB),
-    after which a model's arrays come from the heap and stay in it once the model is evicted."""
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, threshold_bytes)
+def reuse_freed_blocks() -> None:
+    """Serve blocks up to HEAP_BLOCKS_UP_TO from the heap (glibc still gives back at once a heap's
+    top when more than 128 KiB of it is free; the rest waits for `return_freed`)."""
+    if footprint.GLIBC is not None:
+        footprint.GLIBC.mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO)
 
 
 def return_freed() -> None:
-    """Hand memory freed by unloaded versions back to the system (glibc keeps it in its arenas)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    """Hand the free memory the allocator keeps in its heaps back to the system."""
+    if footprint.GLIBC is not None:
+        footprint.GLIBC.malloc_trim(0)

@@ -1,6 +1,7 @@
 """The model cache, on with `--max-loaded-models` or `--memory-budget`: models are known without being
 loaded, a version loads on its first request, and to make room the least recently used idle version
-is evicted (drained, then closed, its memory returned).
+is evicted (drained, then closed; its memory is reused by the next loads, and what they do not need
+within the budget is returned to the system, serving/memory.py).
 
 Which one, precisely (a segmented LRU, as memcached's): a version some request found already loaded
 ("reused") is kept before one only the requests that waited for its load have used, as long as the
@@ -11,7 +12,7 @@ for 100 (benchmarks/many_models.py, 60 s): with plain LRU 9.3% of the 50 most re
 requests waited for a load (33% of all requests); with this, 0.8% (26%).
 
 What counts against the limits: every loaded version (the hot set included) by number, and by
-memory what each measured at its load (serving/memory.py), from its load until it is closed, so a
+memory what each measured at its load (loaders/footprint.py), from its load until it is closed, so a
 retired version that is still draining counts until it is gone. Before a version loads, its expected
 size is what it measured the last time it loaded, else the size of its artifacts.
 
@@ -35,6 +36,7 @@ from amms_cli.loaders import LOADERS
 from amms_cli.loaders.footprint import format_bytes
 from amms_cli.project.config import AmmsConfig, ModelEntry
 from amms_cli.repository.scan import VersionOnDisk, scan_model
+from amms_cli.serving import memory
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.metrics import Metrics
 from amms_cli.serving.plan import plan_model
@@ -46,6 +48,8 @@ EVICTED = "evicted (least recently used); loads again on its next request"
 ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the latest (requests finish)
 SmokeKey = tuple[str, str, str | None, str]  # model, version, the entry's servable, the manifest's JSON
 REUSED_SHARE = 0.9  # of the room the hot set leaves, what reused versions may hold before they are evicted
+RETURN_FREED_AFTER_S = 2.0  # after a version is closed, how soon freed memory beyond the reserve goes back
+REUSE_RESERVE_BYTES = 64 * 2**20  # without a budget: freed memory kept for the next loads to reuse
 
 
 @dataclass(frozen=True)
@@ -123,17 +127,22 @@ class ModelCache:
         # every version from its load until it is closed, with its bytes: resident until retired (by an
         # eviction or the reconciler), then closing; kept here so no decision walks every model
         self._charged: dict[int, tuple[LoadedVersion, int]] = {}
+        self._closing: set[int] = set()  # of those, the retired ones
+        self._resident_bytes = self._closing_bytes = 0  # their sums, kept as they change (see usage)
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
         self._freed = asyncio.Event()  # set when a closed version's memory is discharged
         self._smoke_checked: set[SmokeKey] = set()  # see smoke_key
+        self._returning: asyncio.TimerHandle | None = None  # see return_freed_soon
+        self._unreused_bytes = 0  # freed by closed versions and not taken by loads since (an estimate)
+        unloader.on_retired = self.retired
         unloader.on_closed = self.discharge
 
     def usage(self) -> Usage:
-        resident = [size for version, size in self._charged.values() if not version.retired]
-        closing = sum(size for version, size in self._charged.values() if version.retired)
-        reserved = self._reserved.values()
-        return Usage(len(resident) + len(self._reserved), sum(resident) + sum(reserved), closing)
+        """From sums kept at each charge, retirement and discharge: it is asked before every load."""
+        resident = len(self._charged) - len(self._closing)
+        reserved = sum(self._reserved.values())
+        return Usage(resident + len(self._reserved), self._resident_bytes + reserved, self._closing_bytes)
 
     def estimate(self, name: str, item: VersionOnDisk) -> int:
         measured = self._measured.get((name, str(item.version)))
@@ -143,8 +152,12 @@ class ModelCache:
 
     def charge(self, loaded: LoadedVersion) -> None:
         """A version finished loading: it counts until it is closed."""
+        if id(loaded) in self._charged:
+            return
         self._charged[id(loaded)] = (loaded, loaded.memory_bytes)
+        self._resident_bytes += loaded.memory_bytes
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
+        self._unreused_bytes = max(0, self._unreused_bytes - loaded.memory_bytes)
 
     def smoke_key(self, entry: ModelEntry, item: VersionOnDisk) -> SmokeKey | None:
         """What identifies a load's smoke check: the model, version, the entry's servable and the whole
@@ -165,9 +178,51 @@ class ModelCache:
         if key is not None:
             self._smoke_checked.add(key)
 
+    def retired(self, loaded: LoadedVersion) -> None:
+        """A version was taken out of service (evicted or replaced): its memory counts as closing."""
+        charged = self._charged.get(id(loaded))
+        if charged is None or id(loaded) in self._closing:
+            return
+        self._closing.add(id(loaded))
+        self._resident_bytes -= charged[1]
+        self._closing_bytes += charged[1]
+
     def discharge(self, loaded: LoadedVersion) -> None:
-        self._charged.pop(id(loaded), None)
+        """A version was closed: its memory no longer counts (it is free for the next loads)."""
+        self.retired(loaded)
+        charged = self._charged.pop(id(loaded), None)
         self._freed.set()
+        if charged is None:
+            return
+        self._closing.discard(id(loaded))
+        self._closing_bytes -= charged[1]
+        self._unreused_bytes += charged[1]
+        self.return_freed_soon()
+
+    def reusable_bytes(self) -> int:
+        """How much freed memory the allocator may keep for the next loads to reuse (memory.py): with a
+        budget, the room it has left, so the process stays within its empty size plus the budget;
+        without one, REUSE_RESERVE_BYTES."""
+        if self.limits.budget_bytes is None:
+            return REUSE_RESERVE_BYTES
+        usage = self.usage()
+        return max(0, self.limits.budget_bytes - usage.held_bytes - usage.closing_bytes)
+
+    def return_freed_soon(self) -> None:
+        """In RETURN_FREED_AFTER_S, once for every unload until then: if the closed versions freed more
+        than the loads since have taken and than `reusable_bytes`, give the system back the allocator's
+        free memory (in a thread: trimming walks every heap)."""
+        if self._returning is not None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def return_freed() -> None:
+            self._returning = None
+            if self._unreused_bytes > self.reusable_bytes():
+                self._unreused_bytes = 0
+                loop.run_in_executor(None, memory.return_freed)
+
+        self._returning = loop.call_later(RETURN_FREED_AFTER_S, return_freed)
 
     def unreserve(self, name: str, version: str) -> None:
         """The load `make_room` reserved for is over (charged if it loaded)."""

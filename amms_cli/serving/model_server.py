@@ -63,7 +63,7 @@ class ModelServer:
         """Build the server and start the first load in the background (readiness waits for it)."""
         trust_checked_inputs()
         if settings.on_demand:
-            memory.map_large_blocks()  # an evicted model's arrays go back to the system
+            memory.reuse_freed_blocks()  # an evicted model's memory serves the next load
         metrics = Metrics()
         registry = Registry()
         lanes = Lanes(settings.predict_threads)

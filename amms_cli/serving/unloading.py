@@ -23,11 +23,14 @@ class Unloader:
         self.drain_timeout_s = drain_timeout_s
         self.settle = settle  # the model cache settles once for many unloads (gc_freeze.settle_soon)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_closed: Callable[[LoadedVersion], None] | None = None  # the model cache's accounting
+        self.on_retired: Callable[[LoadedVersion], None] | None = None  # the model cache's accounting
+        self.on_closed: Callable[[LoadedVersion], None] | None = None
 
     def retire(self, versions: Iterable[LoadedVersion]) -> None:
         for version in versions:
             version.retired = True  # out of service from now: no longer counted as resident
+            if self.on_retired is not None:
+                self.on_retired(version)
             task = asyncio.get_running_loop().create_task(self._unload(version))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
