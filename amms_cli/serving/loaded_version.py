@@ -65,6 +65,7 @@ class LoadedVersion:
         self.last_used = time.monotonic()  # the model cache evicts the least recently used first
         self.reused = False  # a request found it loaded (not only those that waited for its load)
         self.retired = False
+        self.on_used: Callable[[LoadedVersion], None] | None = None  # the model cache's recency order
         self._drained: asyncio.Event | None = None
 
     @property
@@ -109,6 +110,8 @@ class LoadedVersion:
         """A request holds this version (from its resolution to its response)."""
         self.in_flight += 1
         self.last_used = time.monotonic()
+        if self.on_used is not None:
+            self.on_used(self)
 
     def release(self) -> None:
         self.in_flight -= 1

@@ -29,6 +29,8 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from amms_cli.errors import AmmsError, ModelBusy, ModelLoadError
@@ -40,7 +42,7 @@ from amms_cli.serving import memory
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.metrics import Metrics
 from amms_cli.serving.plan import plan_model
-from amms_cli.serving.registry import Registry, VersionState, VersionStatus
+from amms_cli.serving.registry import ModelView, Registry, VersionState, VersionStatus
 from amms_cli.serving.unloading import Unloader
 
 log = logging.getLogger("amms.cache")
@@ -128,6 +130,12 @@ class ModelCache:
         # eviction or the reconciler), then closing; kept here so no decision walks every model
         self._charged: dict[int, tuple[LoadedVersion, int]] = {}
         self._closing: set[int] = set()  # of those, the retired ones
+        # the others, least recently used first (moved to the end at each request), and of them the hot
+        # set's (as configured when they loaded) and the reused ones, with their bytes: what `_victim`
+        # decides by
+        self._recency: OrderedDict[int, LoadedVersion] = OrderedDict()
+        self._hot: dict[int, int] = {}
+        self._reused: dict[int, int] = {}
         self._resident_bytes = self._closing_bytes = 0  # their sums, kept as they change (see usage)
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
@@ -156,6 +164,11 @@ class ModelCache:
             return
         self._charged[id(loaded)] = (loaded, loaded.memory_bytes)
         self._resident_bytes += loaded.memory_bytes
+        self._recency[id(loaded)] = loaded
+        view = self.registry.snapshot.models.get(loaded.name)
+        if view is not None and view.entry.keep_loaded:
+            self._hot[id(loaded)] = loaded.memory_bytes
+        loaded.on_used = self._used
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
         self._unreused_bytes = max(0, self._unreused_bytes - loaded.memory_bytes)
 
@@ -178,11 +191,23 @@ class ModelCache:
         if key is not None:
             self._smoke_checked.add(key)
 
+    def _used(self, loaded: LoadedVersion) -> None:
+        """A request holds `loaded` (LoadedVersion.acquire): the most recently used now."""
+        key = id(loaded)
+        if key not in self._recency:
+            return
+        self._recency.move_to_end(key)
+        if loaded.reused and key not in self._reused and key not in self._hot:
+            self._reused[key] = self._charged[key][1]
+
     def retired(self, loaded: LoadedVersion) -> None:
         """A version was taken out of service (evicted or replaced): its memory counts as closing."""
         charged = self._charged.get(id(loaded))
         if charged is None or id(loaded) in self._closing:
             return
+        loaded.on_used = None
+        for held in (self._recency, self._hot, self._reused):
+            held.pop(id(loaded), None)
         self._closing.add(id(loaded))
         self._resident_bytes -= charged[1]
         self._closing_bytes += charged[1]
@@ -287,36 +312,38 @@ class ModelCache:
         return True
 
     def _victim(self, protect: str | None) -> LoadedVersion | None:
-        """The version to evict, in one pass over the resident ones (it runs before most loads, on
-        the event loop): the least recently used idle fresh one, unless reused versions hold more than
-        REUSED_SHARE of the room the hot set leaves (by number or by memory); then, or when no fresh
-        one is idle, the least recently used idle reused one.
-
-        Idle: no request holds it, it is not in the hot set (`keep_loaded`), it is not `protect`'s, and
-        its model is not being reconciled or loaded (its lock is free)."""
-        models = self.registry.snapshot.models
-        oldest: dict[bool, LoadedVersion] = {}  # reused or not -> least recently used idle one
-        reused_count = hot_count = reused_bytes = hot_bytes = 0
-        for loaded, size in self._charged.values():
-            view = models.get(loaded.name)
-            if loaded.retired or view is None:
-                continue
-            if view.entry.keep_loaded:
-                hot_count, hot_bytes = hot_count + 1, hot_bytes + size
-                continue
-            if loaded.reused:
-                reused_count, reused_bytes = reused_count + 1, reused_bytes + size
-            if loaded.in_flight or loaded.name == protect or view.loaded.get(loaded.version_text) is not loaded:
-                continue
-            best = oldest.get(loaded.reused)
-            if (best is None or loaded.last_used < best.last_used) and not self.locks.busy(loaded.name):
-                oldest[loaded.reused] = loaded
+        """The version to evict (it runs before most loads, on the event loop, so it reads the recency
+        order from its oldest end instead of comparing every resident version): the least recently
+        used idle fresh one, unless reused versions hold more than REUSED_SHARE of the room the hot set
+        leaves (by number or by memory); then, or when no fresh one is idle, the least recently used
+        idle reused one."""
         most, budget = self.limits.max_versions, self.limits.budget_bytes
-        over_share = (most is not None and reused_count > REUSED_SHARE * (most - hot_count)) or (
-            budget is not None and reused_bytes > REUSED_SHARE * (budget - hot_bytes)
+        hot_count, hot_bytes = len(self._hot), sum(self._hot.values())
+        over_share = (most is not None and len(self._reused) > REUSED_SHARE * (most - hot_count)) or (
+            budget is not None and sum(self._reused.values()) > REUSED_SHARE * (budget - hot_bytes)
         )
-        first, then = oldest.get(over_share), oldest.get(not over_share)
-        return first or then
+        models = self.registry.snapshot.models
+        other: LoadedVersion | None = None
+        for loaded in self._recency.values():
+            if not self._idle(loaded, protect, models):
+                continue
+            if loaded.reused == over_share:
+                return loaded
+            other = other or loaded
+        return other
+
+    def _idle(self, loaded: LoadedVersion, protect: str | None, models: Mapping[str, ModelView]) -> bool:
+        """No request holds it, it is not in the hot set (`keep_loaded`), it is not `protect`'s, it is
+        what its model's view holds, and its model is not being reconciled or loaded (lock free)."""
+        if loaded.in_flight or loaded.name == protect:
+            return False
+        view = models.get(loaded.name)
+        return (
+            view is not None
+            and not view.entry.keep_loaded
+            and view.loaded.get(loaded.version_text) is loaded
+            and not self.locks.busy(loaded.name)
+        )
 
 
 def check_limits(config: AmmsConfig, limits: Limits) -> None:
