@@ -1,7 +1,7 @@
 """The model cache, on with `--max-loaded-models` or `--memory-budget`: models are known without being
 loaded, a version loads on its first request, and to make room the least recently used idle version
-is evicted (drained, then closed; its memory is reused by the next loads, and what they do not need
-within the budget is returned to the system, serving/memory.py).
+is evicted (drained, then closed; its memory is reused by the next loads, and what they leave is
+returned to the system within seconds, serving/memory.py).
 
 Which one, precisely (a segmented LRU, as memcached's): a version some request found already loaded
 ("reused") is kept before one only the requests that waited for its load have used, as long as the
@@ -50,8 +50,7 @@ EVICTED = "evicted (least recently used); loads again on its next request"
 ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the latest (requests finish)
 SmokeKey = tuple[str, str, str | None, str]  # model, version, the entry's servable, the manifest's JSON
 REUSED_SHARE = 0.9  # of the room the hot set leaves, what reused versions may hold before they are evicted
-RETURN_FREED_AFTER_S = 2.0  # after a version is closed, how soon freed memory beyond the reserve goes back
-REUSE_RESERVE_BYTES = 64 * 2**20  # without a budget: freed memory kept for the next loads to reuse
+RETURN_FREED_AFTER_S = 2.0  # after a version is closed, how soon the memory no load reused goes back
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,6 @@ class ModelCache:
         self._freed = asyncio.Event()  # set when a closed version's memory is discharged
         self._smoke_checked: set[SmokeKey] = set()  # see smoke_key
         self._returning: asyncio.TimerHandle | None = None  # see return_freed_soon
-        self._unreused_bytes = 0  # freed by closed versions and not taken by loads since (an estimate)
         unloader.on_retired = self.retired
         unloader.on_closed = self.discharge
 
@@ -152,8 +150,12 @@ class ModelCache:
         reserved = sum(self._reserved.values())
         return Usage(resident + len(self._reserved), self._resident_bytes + reserved, self._closing_bytes)
 
+    def measured(self, name: str, item: VersionOnDisk) -> int | None:
+        """What the last load of this version measured, if it loaded in this process."""
+        return self._measured.get((name, str(item.version)))
+
     def estimate(self, name: str, item: VersionOnDisk) -> int:
-        measured = self._measured.get((name, str(item.version)))
+        measured = self.measured(name, item)
         if measured is not None:
             return measured
         return sum(artifact.size for artifact in item.manifest.artifacts) if item.manifest else 0
@@ -170,7 +172,6 @@ class ModelCache:
             self._hot[id(loaded)] = loaded.memory_bytes
         loaded.on_used = self._used
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
-        self._unreused_bytes = max(0, self._unreused_bytes - loaded.memory_bytes)
 
     def smoke_key(self, entry: ModelEntry, item: VersionOnDisk) -> SmokeKey | None:
         """What identifies a load's smoke check: the model, version, the entry's servable and the whole
@@ -221,31 +222,19 @@ class ModelCache:
             return
         self._closing.discard(id(loaded))
         self._closing_bytes -= charged[1]
-        self._unreused_bytes += charged[1]
         self.return_freed_soon()
 
-    def reusable_bytes(self) -> int:
-        """How much freed memory the allocator may keep for the next loads to reuse (memory.py): with a
-        budget, the room it has left, so the process stays within its empty size plus the budget;
-        without one, REUSE_RESERVE_BYTES."""
-        if self.limits.budget_bytes is None:
-            return REUSE_RESERVE_BYTES
-        usage = self.usage()
-        return max(0, self.limits.budget_bytes - usage.held_bytes - usage.closing_bytes)
-
     def return_freed_soon(self) -> None:
-        """In RETURN_FREED_AFTER_S, once for every unload until then: if the closed versions freed more
-        than the loads since have taken and than `reusable_bytes`, give the system back the allocator's
-        free memory (in a thread: trimming walks every heap)."""
+        """In RETURN_FREED_AFTER_S, once for every unload until then, give the system back the memory
+        the allocator holds free (memory.py; in a thread: trimming walks every heap). Meanwhile the
+        loads reuse what evicted versions freed: with a hundred loads a second, all but the first few."""
         if self._returning is not None:
             return
         loop = asyncio.get_running_loop()
 
         def return_freed() -> None:
             self._returning = None
-            if self._unreused_bytes > self.reusable_bytes():
-                self._unreused_bytes = 0
-                loop.run_in_executor(None, memory.return_freed)
+            loop.run_in_executor(None, memory.return_freed)
 
         self._returning = loop.call_later(RETURN_FREED_AFTER_S, return_freed)
 

@@ -247,8 +247,12 @@ class Reconciler:
         await self.cache.make_room(entry.model_name, item, deadline=time.monotonic() + entry.load_timeout_s)
         smoke_key = self.cache.smoke_key(entry, item)
         smoke_check = self.cache.smoke_check_needed(smoke_key)
+        # the same files loaded before in this process: the same memory (measured then)
+        measured = None if smoke_check else self.cache.measured(entry.model_name, item)
         try:
-            checked = await load_in_background(entry, item, self.allowed_loaders, smoke_check=smoke_check)
+            checked = await load_in_background(
+                entry, item, self.allowed_loaders, smoke_check=smoke_check, measured_bytes=measured
+            )
         finally:
             self.cache.unreserve(entry.model_name, str(item.version))
         if smoke_check:
