@@ -24,10 +24,8 @@ LARGE_BLOCK_BYTES = 256 * 1024
 class MallInfo2(ctypes.Structure):
     """glibc's `struct mallinfo2` (every arena's figures, in bytes)."""
 
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-    ] + [("keepcost", ctypes.c_size_t)]
+    _FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    _fields_ = [(name, ctypes.c_size_t) for name in (*_FIELDS, "keepcost")]
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -87,15 +85,10 @@ def allocated_bytes() -> int | None:
 
 def growth(before: Reading | None, after: Reading, fallback: int) -> int:
     """Memory a load added: the larger growth of the two figures read both times, else `fallback`."""
-    grown = (
-        [
-            max(now - then, 0)
-            for then, now in ((before.resident, after.resident), (before.allocated, after.allocated))
-            if then is not None and now is not None
-        ]
-        if before is not None
-        else []
-    )
+    if before is None:
+        return fallback
+    pairs = ((before.resident, after.resident), (before.allocated, after.allocated))
+    grown = [max(now - then, 0) for then, now in pairs if then is not None and now is not None]
     return max(grown) if grown else fallback
 
 

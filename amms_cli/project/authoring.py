@@ -300,9 +300,7 @@ def _publish_new(folder: Path, version: VersionChoice, source: Path, check: Tria
             measure_memory=check.memory_budget is not None,
         )
         trial = trial_load(request)
-        artifacts = describe_artifacts(staging)
-        _check_fits(name, version, max(trial.memory_bytes, sum(a.size for a in artifacts)), check.memory_budget)
-        return Manifest(
+        manifest = Manifest(
             model_name=name,
             version=str(version),
             created_at=datetime.now(UTC),
@@ -310,7 +308,7 @@ def _publish_new(folder: Path, version: VersionChoice, source: Path, check: Tria
             framework=trial.framework,
             model_class=trial.model_class,
             servable_name=trial.servable_name,
-            artifacts=artifacts,
+            artifacts=describe_artifacts(staging),
             entrypoint=entrypoint,
             python_version=trial.python_version,
             requirements=trial.requirements,
@@ -319,6 +317,8 @@ def _publish_new(folder: Path, version: VersionChoice, source: Path, check: Tria
             input=trial.input,
             outputs=trial.outputs,
         )
+        _check_fits(name, version, max(trial.memory_bytes, manifest.artifacts_bytes), check.memory_budget)
+        return manifest
 
     return publish_version(folder, version, fill)
 

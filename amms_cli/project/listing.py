@@ -42,7 +42,7 @@ def model_status(config: AmmsConfig, entry: ModelEntry) -> ModelStatus:
         problem = verify_version(item)
         if problem is not None:
             failed.add(item.version)
-        size = sum(a.size for a in item.manifest.artifacts) if item.manifest else 0
+        size = item.manifest.artifacts_bytes if item.manifest else 0
         framework = item.manifest.framework if item.manifest else None
         checked = item.manifest is not None and item.manifest.input.smoke_example is not None
         rows.append(VersionRow(item.version, framework, size, problem, checked))

@@ -29,8 +29,8 @@ from amms_cli.repository.manifest import PREDICT, PREDICT_PROBA, InputInfo, Outp
 from amms_cli.servables import Servable, make_servable
 from amms_cli.servables.tensors import output_spec
 
-# the child's glibc maps large blocks on their own, as the server does (a compressed joblib array
-# measured three times its size without this)
+# the child's glibc maps large blocks on their own, so a second load cannot reuse the first's freed
+# memory and hide its size (a compressed joblib array measured three times its size without this)
 CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(footprint.LARGE_BLOCK_BYTES)}
 LOAD_HINT = "check that the file is complete and loads in this Python environment (pass --format to override)"
 

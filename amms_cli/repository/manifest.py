@@ -23,7 +23,7 @@ PREDICT = "predict"  # the output every model has
 PREDICT_PROBA = "predict_proba"  # the class probabilities, when the model gives them
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
-_HASH_BUFFERS: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # see sha256_file
+_HASH_BUFFERS: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # see _sha256_of
 # files whose checksum matched in this process: (device, inode) -> (size, mtime_ns, ctime_ns, sha256)
 _VERIFIED: dict[tuple[int, int], tuple[int, int, int, str]] = {}
 _VERIFIED_AT_MOST = 100_000  # files remembered; past that the memory starts again
@@ -111,6 +111,11 @@ class Manifest(BaseModel):
     trusted_types: list[str] = Field(default_factory=list)  # skops: types the publisher trusted (--trust)
     input: InputInfo = Field(default_factory=InputInfo)
     outputs: dict[str, OutputInfo] = Field(default_factory=dict)  # "predict", "predict_proba"; {} = unknown
+
+    @property
+    def artifacts_bytes(self) -> int:
+        """The size of its files together (what a load takes in memory at least)."""
+        return sum(artifact.size for artifact in self.artifacts)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

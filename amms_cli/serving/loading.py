@@ -92,7 +92,7 @@ def load_checked(
             raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
     if measured_bytes is not None:
         return CheckedModel(model, servable, measured_bytes)
-    artifacts = sum(artifact.size for artifact in manifest.artifacts)
+    artifacts = manifest.artifacts_bytes
     added = footprint.growth(readings[0] if readings else None, footprint.read(), fallback=artifacts)
     # at least its files' size: a load that reuses memory freed by another shows less growth than it holds
     return CheckedModel(model, servable, max(added, artifacts))

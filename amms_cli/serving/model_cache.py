@@ -158,7 +158,7 @@ class ModelCache:
         measured = self.measured(name, item)
         if measured is not None:
             return measured
-        return sum(artifact.size for artifact in item.manifest.artifacts) if item.manifest else 0
+        return item.manifest.artifacts_bytes if item.manifest else 0
 
     def charge(self, loaded: LoadedVersion) -> None:
         """A version finished loading: it counts until it is closed."""
@@ -358,7 +358,7 @@ def _check_budget(config: AmmsConfig, limits: Limits, budget_bytes: int) -> None
         plan = plan_model(entry, scan_model(config.model_dir(entry), entry.model_name), frozenset())
         if plan.serve is None or plan.serve.manifest is None:
             continue
-        size = sum(artifact.size for artifact in plan.serve.manifest.artifacts)
+        size = plan.serve.manifest.artifacts_bytes
         reason = limits.too_big(entry.model_name, plan.serve, size)
         if reason is not None:
             raise AmmsError(
