@@ -6,11 +6,13 @@ model with nothing to load."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +38,7 @@ from amms_cli.loaders.base import LoadOptions
 from amms_cli.loaders.custom import CUSTOM
 from amms_cli.project.config import load_config
 from amms_cli.serving.lanes import Lanes
-from amms_cli.serving.loading import in_daemon_thread
+from amms_cli.serving.loading import DaemonThreads, in_daemon_thread
 from amms_cli.serving.metrics import Metrics
 from amms_cli.serving.reconciler import Reconciler
 from amms_cli.serving.registry import Registry
@@ -90,6 +92,22 @@ def test_a_late_result_goes_to_the_abandoned_callback() -> None:
 
     asyncio.run(scenario())
     assert closed == ["model"]
+
+
+def test_load_threads_are_reused_and_a_hung_load_does_not_hold_up_the_next() -> None:
+    threads = DaemonThreads(idle_s=0.3)
+    ran: list[int] = []
+    for number in range(5):  # one after another: one thread runs them all
+        threads.run(functools.partial(ran.append, number))
+        assert wait_until(lambda: threads.waiting == 1, timeout=5)
+    assert ran == [0, 1, 2, 3, 4] and threads.threads == 1
+    hang, done = threading.Event(), threading.Event()
+    threads.run(hang.wait)  # holds its thread until set
+    threads.run(done.set)  # gets a thread of its own
+    assert done.wait(5) and threads.threads == 2
+    assert wait_until(lambda: threads.threads == 1, timeout=5), "the idle thread did not end"
+    hang.set()
+    assert wait_until(lambda: threads.threads == 0, timeout=5), "the freed thread did not end"
 
 
 def test_a_custom_model_that_fails_to_load_leaves_no_module_behind(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import _thread
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -120,7 +122,7 @@ def in_daemon_thread(
         else:
             future.set_result(result)  # type: ignore[arg-type]
 
-    def target() -> None:
+    def job() -> None:
         try:
             result = function(*args)
         except BaseException as exc:
@@ -128,8 +130,59 @@ def in_daemon_thread(
         else:
             loop.call_soon_threadsafe(settle, result, None)
 
-    # Not threading.Thread(...).start(): it blocks until the new thread has run, and with the GIL
-    # busy (the model cache loads a hundred versions a second) that held the event loop for 7% of
-    # its time. A thread started this way is never joined at exit, like a daemon thread.
-    _thread.start_new_thread(target, ())
+    _DAEMON_THREADS.run(job)
     return future
+
+
+class DaemonThreads:
+    """Daemon threads started as jobs need them and kept while jobs keep coming: with a hundred loads a
+    second, starting a thread for each cost the event loop ~50 us a load (py-spy). A thread idle for
+    `idle_s` ends. A job that hangs keeps its thread; the next jobs get other threads.
+
+    Not threading.Thread(...).start(): it blocks until the new thread has run, and with the GIL busy
+    that held the event loop for 7% of its time. Threads started with _thread are never joined at
+    exit, like daemon threads."""
+
+    def __init__(self, idle_s: float = 10.0) -> None:
+        self.idle_s = idle_s
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job that no job was promised to yet
+        self.threads = 0
+
+    @property
+    def waiting(self) -> int:
+        """Threads waiting for a job that no job was promised to yet."""
+        return self._idle
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if start:
+                self.threads += 1
+            else:
+                self._idle -= 1  # promised to this job
+        self._jobs.put(job)
+        if start:
+            _thread.start_new_thread(self._work, ())
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nobody was promised this thread: it ends
+                        self._idle -= 1
+                        self.threads -= 1
+                        return
+                continue  # a job was promised to it meanwhile: take it
+            try:
+                job()
+            except Exception:  # only if its event loop closed under it: the server is stopping
+                log.debug("a load finished after the server stopped", exc_info=True)
+            with self._lock:
+                self._idle += 1
+
+
+_DAEMON_THREADS = DaemonThreads()

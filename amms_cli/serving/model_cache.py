@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import time
 from collections import OrderedDict
@@ -51,6 +52,14 @@ ROOM_POLL_S = 0.02  # how often a load waiting for room looks again, at the late
 SmokeKey = tuple[str, str, str | None, str]  # model, version, the entry's servable, the manifest's JSON
 REUSED_SHARE = 0.9  # of the room the hot set leaves, what reused versions may hold before they are evicted
 RETURN_FREED_AFTER_S = 2.0  # after a version is closed, how soon the memory no load reused goes back
+
+
+class Segment(enum.Enum):
+    """Where a resident version stands in the eviction order (see `ModelCache._victim`)."""
+
+    FRESH = "fresh"  # only the requests that waited for its load have used it
+    REUSED = "reused"  # a request found it loaded
+    HOT = "hot"  # its entry kept it loaded (`keep_loaded`) when it loaded
 
 
 @dataclass(frozen=True)
@@ -129,12 +138,12 @@ class ModelCache:
         # eviction or the reconciler), then closing; kept here so no decision walks every model
         self._charged: dict[int, tuple[LoadedVersion, int]] = {}
         self._closing: set[int] = set()  # of those, the retired ones
-        # the others, least recently used first (moved to the end at each request), and of them the hot
-        # set's (as configured when they loaded) and the reused ones, with their bytes: what `_victim`
-        # decides by
-        self._recency: OrderedDict[int, LoadedVersion] = OrderedDict()
-        self._hot: dict[int, int] = {}
-        self._reused: dict[int, int] = {}
+        # the others in three segments, each least recently used first (moved to its end at each
+        # request): fresh, reused, and the hot set's (as configured when they loaded). `_victim` reads
+        # the oldest ends, so no eviction passes over the versions it keeps.
+        self._segments: dict[Segment, OrderedDict[int, LoadedVersion]] = {s: OrderedDict() for s in Segment}
+        self._segment_bytes = dict.fromkeys(Segment, 0)
+        self._segment_of: dict[int, Segment] = {}
         self._resident_bytes = self._closing_bytes = 0  # their sums, kept as they change (see usage)
         self._reserved: dict[tuple[str, str], int] = {}  # loads under way: (model, version) -> expected bytes
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
@@ -166,10 +175,8 @@ class ModelCache:
             return
         self._charged[id(loaded)] = (loaded, loaded.memory_bytes)
         self._resident_bytes += loaded.memory_bytes
-        self._recency[id(loaded)] = loaded
         view = self.registry.snapshot.models.get(loaded.name)
-        if view is not None and view.entry.keep_loaded:
-            self._hot[id(loaded)] = loaded.memory_bytes
+        self._enter(Segment.HOT if view is not None and view.entry.keep_loaded else Segment.FRESH, loaded)
         loaded.on_used = self._used
         self._measured[(loaded.name, loaded.version_text)] = loaded.memory_bytes
 
@@ -181,7 +188,7 @@ class ModelCache:
         facts = LOADERS.get(manifest.loader) if manifest is not None else None
         if manifest is None or facts is None or not facts.files_decide:
             return None
-        return entry.model_name, str(item.version), entry.servable_name, manifest.model_dump_json()
+        return entry.model_name, str(item.version), entry.servable_name, manifest.fingerprint
 
     def smoke_check_needed(self, key: SmokeKey | None) -> bool:
         """Yes unless the same smoke check passed in this process: a model evicted and loaded again a
@@ -193,13 +200,27 @@ class ModelCache:
             self._smoke_checked.add(key)
 
     def _used(self, loaded: LoadedVersion) -> None:
-        """A request holds `loaded` (LoadedVersion.acquire): the most recently used now."""
+        """A request holds `loaded` (LoadedVersion.acquire): the most recently used of its segment now,
+        a fresh one found loaded moving to the reused ones."""
+        segment = self._segment_of.get(id(loaded))
+        if segment is Segment.FRESH and loaded.reused:
+            self._leave(loaded)
+            self._enter(Segment.REUSED, loaded)
+        elif segment is not None:
+            self._segments[segment].move_to_end(id(loaded))
+
+    def _enter(self, segment: Segment, loaded: LoadedVersion) -> None:
         key = id(loaded)
-        if key not in self._recency:
-            return
-        self._recency.move_to_end(key)
-        if loaded.reused and key not in self._reused and key not in self._hot:
-            self._reused[key] = self._charged[key][1]
+        self._segments[segment][key] = loaded
+        self._segment_bytes[segment] += self._charged[key][1]
+        self._segment_of[key] = segment
+
+    def _leave(self, loaded: LoadedVersion) -> None:
+        key = id(loaded)
+        segment = self._segment_of.pop(key, None)
+        if segment is not None:
+            del self._segments[segment][key]
+            self._segment_bytes[segment] -= self._charged[key][1]
 
     def retired(self, loaded: LoadedVersion) -> None:
         """A version was taken out of service (evicted or replaced): its memory counts as closing."""
@@ -207,8 +228,7 @@ class ModelCache:
         if charged is None or id(loaded) in self._closing:
             return
         loaded.on_used = None
-        for held in (self._recency, self._hot, self._reused):
-            held.pop(id(loaded), None)
+        self._leave(loaded)
         self._closing.add(id(loaded))
         self._resident_bytes -= charged[1]
         self._closing_bytes += charged[1]
@@ -301,25 +321,24 @@ class ModelCache:
         return True
 
     def _victim(self, protect: str | None) -> LoadedVersion | None:
-        """The version to evict (it runs before most loads, on the event loop, so it reads the recency
-        order from its oldest end instead of comparing every resident version): the least recently
-        used idle fresh one, unless reused versions hold more than REUSED_SHARE of the room the hot set
-        leaves (by number or by memory); then, or when no fresh one is idle, the least recently used
-        idle reused one."""
+        """The version to evict (it runs before most loads, on the event loop, so it reads the
+        segments from their oldest ends): the least recently used idle fresh one, unless reused versions
+        hold more than REUSED_SHARE of the room the hot set leaves (by number or by memory); then, or
+        when no fresh one is idle, the least recently used idle reused one. Last, a version loaded in
+        the hot set whose entry no longer keeps it loaded (`_idle` reads the current entry)."""
         most, budget = self.limits.max_versions, self.limits.budget_bytes
-        hot_count, hot_bytes = len(self._hot), sum(self._hot.values())
-        over_share = (most is not None and len(self._reused) > REUSED_SHARE * (most - hot_count)) or (
-            budget is not None and sum(self._reused.values()) > REUSED_SHARE * (budget - hot_bytes)
+        hot_count, hot_bytes = len(self._segments[Segment.HOT]), self._segment_bytes[Segment.HOT]
+        reused_count, reused_bytes = len(self._segments[Segment.REUSED]), self._segment_bytes[Segment.REUSED]
+        over_share = (most is not None and reused_count > REUSED_SHARE * (most - hot_count)) or (
+            budget is not None and reused_bytes > REUSED_SHARE * (budget - hot_bytes)
         )
+        order = (Segment.REUSED, Segment.FRESH) if over_share else (Segment.FRESH, Segment.REUSED)
         models = self.registry.snapshot.models
-        other: LoadedVersion | None = None
-        for loaded in self._recency.values():
-            if not self._idle(loaded, protect, models):
-                continue
-            if loaded.reused == over_share:
-                return loaded
-            other = other or loaded
-        return other
+        for segment in (*order, Segment.HOT):
+            for loaded in self._segments[segment].values():
+                if self._idle(loaded, protect, models):
+                    return loaded
+        return None
 
     def _idle(self, loaded: LoadedVersion, protect: str | None, models: Mapping[str, ModelView]) -> bool:
         """No request holds it, it is not in the hot set (`keep_loaded`), it is not `protect`'s, it is
