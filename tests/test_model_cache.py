@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -199,6 +200,43 @@ def test_a_reload_verifies_checksums_but_runs_the_smoke_check_once(tmp_path: Pat
     assert refused.status_code == 503, refused.text
     assert "checksum mismatch" in refused.json()["error"]
     assert call_count() == 3
+
+
+def thread_naming_model() -> object:
+    """A pickled model (by value, with cloudpickle) that answers with the name of the thread that ran
+    its predict: the event loop's (inline) or a lane's."""
+
+    class WhereAmI:
+        def predict(self, rows: list[object]) -> list[str]:
+            return [threading.current_thread().name] * len(rows)
+
+    return WhereAmI()
+
+
+def test_a_version_loaded_again_predicts_where_its_earlier_loads_measured(tmp_path: Path) -> None:
+    """Room for one: a fast model earns inline predictions (on the event loop) after its warm-up
+    calls on a lane thread, is evicted, and is loaded again: its first request after the reload is
+    already inline, not measured again on the lane."""
+    project = Project.init(tmp_path / "project")
+    project.add(save_cloudpickle(tmp_path / "w.pkl", thread_naming_model()), "w", example=[IRIS_ROW])
+    project.add(save_pickle(tmp_path / "x.pkl", iris_classifier()), "x", example=[IRIS_ROW])
+    post = {"inputs": [IRIS_ROW]}
+
+    def thread_of_w(server: ServerProcess) -> str:
+        response = httpx.post(f"{server.url}/models/w/predict", json=post, timeout=30)
+        assert response.status_code == 200, response.text
+        return str(response.json()["outputs"][0])
+
+    with running_server(project.config, "--max-loaded-models", "1") as server:
+        threads = [thread_of_w(server)]
+        while threads[-1] != "MainThread" and len(threads) < 300:  # 32 calls unless one was slow
+            threads.append(thread_of_w(server))
+        assert threads[0].startswith("amms-lane"), threads[0]  # measured first
+        assert threads[-1] == "MainThread", threads  # then inline
+        assert httpx.post(f"{server.url}/models/x/predict", json=post, timeout=30).status_code == 200
+        assert resident(server) == {"x"}
+        assert thread_of_w(server) == "MainThread"
+        assert loads(server)["w"] == 2
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ class LoadedVersion:
         serial: bool,
         batching: BatchSettings | None = None,
         memory_bytes: int = 0,
+        speed: PredictSpeed | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -59,7 +60,7 @@ class LoadedVersion:
         self.serial = serial
         self.executor = executor  # where predictions run off the event loop
         self.gate = asyncio.Semaphore(1 if serial else UNBOUNDED)
-        self.speed = PredictSpeed()
+        self.speed = speed or PredictSpeed()  # the model cache passes a reload its earlier measure
         self.batcher = self._batcher(batching)
         self.in_flight = 0
         self.last_used = time.monotonic()  # the model cache evicts the least recently used first

@@ -42,6 +42,7 @@ from amms_cli.repository.scan import VersionOnDisk, scan_model
 from amms_cli.serving import memory
 from amms_cli.serving.loaded_version import LoadedVersion
 from amms_cli.serving.metrics import Metrics
+from amms_cli.serving.placement import PredictSpeed
 from amms_cli.serving.plan import plan_model
 from amms_cli.serving.registry import ModelView, Registry, VersionState, VersionStatus
 from amms_cli.serving.unloading import Unloader
@@ -149,6 +150,7 @@ class ModelCache:
         self._measured: dict[tuple[str, str], int] = {}  # the last load's figure per version
         self._freed = asyncio.Event()  # set when a closed version's memory is discharged
         self._smoke_checked: set[SmokeKey] = set()  # see smoke_key
+        self._speeds: dict[SmokeKey, PredictSpeed] = {}  # see speed_of
         self._returning: asyncio.TimerHandle | None = None  # see return_freed_soon
         unloader.on_retired = self.retired
         unloader.on_closed = self.discharge
@@ -198,6 +200,16 @@ class ModelCache:
     def smoke_check_passed(self, key: SmokeKey | None) -> None:
         if key is not None:
             self._smoke_checked.add(key)
+
+    def speed_of(self, entry: ModelEntry, item: VersionOnDisk) -> PredictSpeed | None:
+        """Where this version's predictions run, as measured by its earlier loads in this process (the
+        same files and servable: see smoke_key): an evicted version loaded again resumes predicting
+        inline instead of spending its first calls on a lane thread to be measured again. None when
+        it must be measured afresh."""
+        key = self.smoke_key(entry, item)
+        if key is None:
+            return None
+        return self._speeds.setdefault(key, PredictSpeed())
 
     def _used(self, loaded: LoadedVersion) -> None:
         """A request holds `loaded` (LoadedVersion.acquire): the most recently used of its segment now,

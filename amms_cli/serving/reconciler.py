@@ -279,6 +279,7 @@ class Reconciler:
             serial=serial,
             batching=batching,
             memory_bytes=checked.memory_bytes,
+            speed=self.cache.speed_of(entry, item) if self.cache is not None else None,
         )
 
     def _fail(self, view: ModelView, item: VersionOnDisk, reason: str) -> ModelView:
