@@ -73,8 +73,10 @@ def test_a_load_that_finishes_after_its_timeout_is_closed(tmp_path: Path) -> Non
         baseline = rss_mib(server.process.pid)
         closed = "finished loading after its timeout; closed"
         assert wait_until(lambda: server.log().count(closed) == 3, timeout=30), server.log()[-3000:]
+        # what the last close freed may take the system a moment to take back
+        released = wait_until(lambda: rss_mib(server.process.pid) - baseline < 150, timeout=10)
         grown = rss_mib(server.process.pid) - baseline
-    assert grown < 150, f"three abandoned 150 MiB loads left {grown:.0f} MiB behind"
+    assert released, f"three abandoned 150 MiB loads left {grown:.0f} MiB behind"
 
 
 def test_a_late_result_goes_to_the_abandoned_callback() -> None:

@@ -44,12 +44,12 @@ async def load_in_background(
     """Load in a thread; a load past `load_timeout_s` is abandoned and raises ModelLoadError."""
 
     def close_abandoned(checked: CheckedModel) -> None:
+        checked.model.close()
         log.warning(
             "model '%s' version %s finished loading after its timeout; closed (its memory is released)",
             entry.model_name,
             item.version,
         )
-        checked.model.close()
 
     loading = in_daemon_thread(
         load_checked, entry, item, allowed_loaders, smoke_check, measured_bytes, abandoned=close_abandoned
