@@ -8,7 +8,9 @@ server or CLI process."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -237,6 +239,43 @@ def test_a_version_loaded_again_predicts_where_its_earlier_loads_measured(tmp_pa
         assert resident(server) == {"x"}
         assert thread_of_w(server) == "MainThread"
         assert loads(server)["w"] == 2
+
+
+def priority_reporting_model() -> object:
+    """A pickled model (by value) that answers with the CPU scheduling of the thread that unpickled it
+    (its load) and of the thread that runs its predict: policy and niceness of each."""
+
+    class Priorities:
+        def __setstate__(self, state: dict[str, object]) -> None:
+            self.__dict__.update(state, loaded_on=scheduling())
+
+        def predict(self, rows: list[object]) -> list[object]:
+            return [{"load": self.__dict__.get("loaded_on"), "predict": scheduling()}] * len(rows)
+
+    def scheduling() -> list[int]:
+        import os  # inside: cloudpickle saves the function by value, the module by name
+        import threading
+
+        return [os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())]
+
+    model = Priorities()
+    model.__dict__["saved"] = True  # an empty state would not be passed to __setstate__
+    return model
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread CPU priority is Linux's")
+def test_loads_run_behind_requests_at_a_lower_cpu_priority(tmp_path: Path) -> None:
+    """A load thread that woke up on the event loop's CPU preempted the requests in flight: loads run
+    with SCHED_BATCH and 10 more niceness than the server; predictions keep the server's own."""
+    project = Project.init(tmp_path / "project")
+    project.add(save_cloudpickle(tmp_path / "p.pkl", priority_reporting_model()), "p", example=[IRIS_ROW])
+    with running_server(project.config, "--max-loaded-models", "1") as server:
+        server_niceness = psutil.Process(server.process.pid).nice()
+        response = httpx.post(f"{server.url}/models/p/predict", json={"inputs": [IRIS_ROW]}, timeout=30)
+    assert response.status_code == 200, response.text
+    answer = response.json()["outputs"][0]
+    assert answer["load"] == [os.SCHED_BATCH, min(19, server_niceness + 10)], answer
+    assert answer["predict"] == [os.SCHED_OTHER, server_niceness], answer
 
 
 @pytest.fixture(scope="module")
