@@ -197,9 +197,8 @@ async def open_loop(
     closed loop would hide it: a slow server is sent fewer requests)."""
     arrivals: asyncio.Queue[tuple[int, bytes, float] | None] = asyncio.Queue()
 
-    async def sender() -> Loop:
-        loop, connection = Loop([], 0), Connection(host, port, timeout_s)
-        await connection.open()
+    async def sender(connection: Connection) -> Loop:
+        loop = Loop([], 0)
         try:
             while (arrival := await arrivals.get()) is not None:
                 await connection.send(loop, *arrival)
@@ -207,8 +206,12 @@ async def open_loop(
             connection.close()
         return loop
 
-    senders = [asyncio.create_task(sender()) for _ in range(connections)]
+    # every connection open and the first request drawn before the first arrival: neither is the server's time
+    opened = [Connection(host, port, timeout_s) for _ in range(connections)]
+    await asyncio.gather(*(connection.open() for connection in opened))
+    senders = [asyncio.create_task(sender(connection)) for connection in opened]
     gaps = np.random.default_rng(0).exponential(1.0 / rate, size=int(rate * (deadline - time.perf_counter())) * 2 + 16)
+    requests = itertools.chain([next(iter_requests := iter(requests))], iter_requests)
     arrives = time.perf_counter()
     for (tag, request), gap in zip(requests, gaps, strict=False):
         arrives += float(gap)
