@@ -206,12 +206,11 @@ async def open_loop(
             connection.close()
         return loop
 
-    # every connection open and the first request drawn before the first arrival: neither is the server's time
+    # every connection open before the first arrival: opening one is not the server's time
     opened = [Connection(host, port, timeout_s) for _ in range(connections)]
     await asyncio.gather(*(connection.open() for connection in opened))
     senders = [asyncio.create_task(sender(connection)) for connection in opened]
     gaps = np.random.default_rng(0).exponential(1.0 / rate, size=int(rate * (deadline - time.perf_counter())) * 2 + 16)
-    requests = itertools.chain([next(iter_requests := iter(requests))], iter_requests)
     arrives = time.perf_counter()
     for (tag, request), gap in zip(requests, gaps, strict=False):
         arrives += float(gap)
