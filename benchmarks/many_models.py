@@ -7,7 +7,9 @@ interleaved rounds (the order rotating each round), with Zipf-distributed traffi
     count    --max-loaded-models R (default 100): loaded on first request, least recently used evicted
     budget   --memory-budget: R models' worth of memory (from the eager run's own figures)
 
-For each: time from process start to /health/ready, RSS against the limit, p50/p99 of all requests,
+For each: time from process start to /health/ready, RSS against the limit, the versions held at the
+end and what they measured (under a budget, fewer than R when their loads measured more than their
+files: loads at the same time inflate each other's figures, loaders/footprint.py), p50/p99 of all requests,
 of warm ones (their model was loaded) and of cold ones (they waited for its load: amms says so in a
 `Server-Timing: cold-start` header), the share of cold requests, p50/p99 of the popular models' requests
 (the R/2 most requested, warm or cold), loads, evictions, failed requests. Goals (issue 19): ready in
@@ -203,6 +205,7 @@ class Outcome:
     failed: int
     requests: int
     resident_mib: float  # what the loaded versions measured, summed (the server's own figure)
+    resident_versions: int  # how many versions that is: under a budget, fewer than R when they measured more
 
 
 def start_setup(
@@ -252,6 +255,7 @@ def outcome(server: Running, load: str, args: argparse.Namespace) -> Outcome:
     warm_p50, warm_p99 = percentiles(traffic.latency_ms[~traffic.cold])
     cold_p50, cold_p99 = percentiles(traffic.latency_ms[traffic.cold])
     popular_p50, popular_p99 = percentiles(traffic.latency_ms[popular])
+    metrics = httpx.get(f"{server.url}/metrics", timeout=60).text
     return Outcome(
         server.setup,
         load,
@@ -274,7 +278,8 @@ def outcome(server: Running, load: str, args: argparse.Namespace) -> Outcome:
         sum(t.evictions for t in rounds),
         traffic.failed,
         int(traffic.latency_ms.size),
-        resident_bytes(server.url) / MIB,
+        metric_sum(metrics, "amms_model_resident_bytes") / MIB,
+        int(metric_sum(metrics, "amms_loaded_versions")),
     )
 
 
@@ -314,7 +319,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     for load in dict.fromkeys(o.load for o in outcomes):
         print(f"\n{describe_load(load, args)}")
         header = (
-            "| setup | ready s | RSS MiB | limit MiB | empty MiB | held MiB | req/s | all p50/p99 ms "
+            "| setup | ready s | RSS MiB | limit MiB | empty MiB | held MiB (versions) | req/s | all p50/p99 ms "
             "| warm p50/p99 ms | cold p50/p99 ms | cold share | popular p50/p99 ms | popular cold share | requests "
             "| loads | evictions | failed |"
         )
@@ -325,7 +330,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
             limit = f"{o.limit_mib:.0f}" if o.limit_mib is not None else "-"
             print(
                 f"| {o.setup} | {o.ready_s:.2f} | {o.rss_mib:.0f} | {limit} | {o.empty_rss_mib:.0f} "
-                f"| {o.resident_mib:.0f} | {o.requests / (args.rounds * args.seconds):,.0f} "
+                f"| {o.resident_mib:.0f} ({o.resident_versions}) | {o.requests / (args.rounds * args.seconds):,.0f} "
                 f"| {o.all_p50:.2f} / {o.all_p99:.2f} | {o.warm_p50:.2f} / {o.warm_p99:.2f} "
                 f"| {o.cold_p50:.0f} / {o.cold_p99:.0f} | {o.cold_share:.1%} "
                 f"| {o.popular_p50:.2f} / {o.popular_p99:.2f} | {o.popular_cold_share:.2%} "

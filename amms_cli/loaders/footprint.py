@@ -1,5 +1,8 @@
 """Memory of this process, to measure what loading a model costs: the growth across its load is the
-model's memory (an estimate: other threads allocate meanwhile). Two figures are read, and the larger
+model's memory (an estimate: other threads allocate meanwhile; with the model cache two loads run at
+once, and each may count part of the other's: in benchmarks/many_models.py, models of 2.00 MiB
+measured 2.5 MiB on average at their first load, one in ten 4 MiB or more, and a version keeps its
+first figure, so a memory budget holds fewer versions than would fit). Two figures are read, and the larger
 growth counts: the resident size (Linux: /proc/self/statm), and what glibc's allocator has handed out
 (mallinfo2), which still grows when a load reuses memory an evicted model freed, where the resident
 size does not. Where neither can be read, the model's artifact size stands in. The server measures
