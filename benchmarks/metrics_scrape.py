@@ -1,0 +1,82 @@
+"""A Prometheus scrape of a server with many models, and what the requests sent meanwhile wait.
+
+With N models (default 1,000 pickled iris models, all loaded, as `many_models.py` builds them) the
+/metrics text holds a few series per model (loads, resident bytes, request counts and latency
+histograms): about 2.5 MB, ~0.25 s of Python to render. Rendered on the event loop, every request
+waited for the whole render; amms renders it in a thread. This prints how long a scrape takes and the
+slowest prediction sent during each scrape, against the median prediction without one (same run).
+
+    python benchmarks/metrics_scrape.py                # 1,000 models (~1.5 min)
+    python benchmarks/metrics_scrape.py --models 200   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from many_models import IRIS_ROW, build_repository, drive, parse_args, start_setup
+
+
+async def predict_seconds(client: httpx.AsyncClient, url: str, body: bytes) -> float:
+    started = time.perf_counter()
+    answer = await client.post(url, content=body, headers={"content-type": "application/json"})
+    answer.raise_for_status()
+    return time.perf_counter() - started
+
+
+async def measure(base: str, scrapes: int) -> tuple[float, list[tuple[float, float, int]]]:
+    """The median prediction alone, then per scrape: its duration, the slowest prediction sent one
+    after the other while it ran, and its size."""
+    url = f"{base}/models/m0000/predict"
+    body = json.dumps({"inputs": [IRIS_ROW]}).encode()
+    async with httpx.AsyncClient(timeout=60) as client:
+        alone = statistics.median([await predict_seconds(client, url, body) for _ in range(200)])
+        results = []
+        for _ in range(scrapes):
+            started = time.perf_counter()
+            scrape = asyncio.create_task(client.get(f"{base}/metrics"))
+            await asyncio.sleep(0.01)  # the scrape has started
+            slowest = 0.0
+            while not scrape.done():
+                slowest = max(slowest, await predict_seconds(client, url, body))
+            text = (await scrape).content
+            results.append((time.perf_counter() - started, slowest, len(text)))
+    return alone, results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=1000, help="models, all loaded (default 1,000)")
+    parser.add_argument("--scrapes", type=int, default=5, help="scrapes measured (default 5)")
+    ours = parser.parse_args(argv)
+    args = parse_args(["--models", str(ours.models), "--zipf", "1.1"])
+    work = Path(tempfile.mkdtemp(prefix="amms-scrape-"))
+    try:
+        print(f"building {args.models} models ...", file=sys.stderr)
+        config = build_repository(work / "repository", args.models, args.padding_mib)
+        with contextlib.ExitStack() as stack:
+            server = start_setup(stack, "eager", config, args, [], None)
+            asyncio.run(drive(server.url, "open", args, 5.0))  # request series for the models it reaches
+            alone, results = asyncio.run(measure(server.url, ours.scrapes))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{args.models} models; a prediction alone: median {alone * 1e3:.1f} ms")
+    print("| scrape | ms | MB | slowest prediction during it, ms | / median alone |")
+    print("|---|---|---|---|---|")
+    for number, (seconds, slowest, size) in enumerate(results, 1):
+        print(f"| {number} | {seconds * 1e3:.0f} | {size / 1e6:.1f} | {slowest * 1e3:.1f} | {slowest / alone:.0f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
