@@ -21,7 +21,9 @@ Six rounds of 10 s, not three of 20: the same 60 s per setup, but twice the pair
 time. On a shared 2-core machine the warm p99 of two identically configured cache servers in one run
 differed by 0.90-1.16x round by round (15 s rounds, Zipf 1.5), and one round of one server reached
 1.37x eager's while its other rounds were 0.99-1.06: the mean of three pairs could not tell a 10%
-goal from noise.
+goal from noise. Six cannot always either: each paired ratio is printed with a 95% interval from the
+rounds' spread (a Student t interval on their logarithms), typically 0.9-1.3 here; a goal inside it
+is not decided by one run.
 
     python benchmarks/many_models.py                          # 1,000 models, 6 rounds of 10 s (~7 min)
     python benchmarks/many_models.py --models 200 --seconds 5  # a quick look
@@ -49,6 +51,7 @@ import httpx
 import numpy as np
 import psutil
 from loadgen import Loop, closed_loop, open_loop, post_request
+from scipy import stats
 from servers import amms_spec, free_port, running
 from workload import amms
 
@@ -366,7 +369,7 @@ def latency_verdicts(rows: list[Outcome], load: str) -> None:
         each = " ".join(f"{r:.2f}" for r in rounds)
         print(
             f"{load} {o.setup}: warm p99 / eager warm p99 = {ratio:.2f}: {verdict} (<= {WARM_P99_GOAL:.2f}); "
-            f"rounds {each}"
+            f"rounds {each}{interval_text(rounds)}"
         )
         pooled = f"warm p50 {o.warm_p50 / eager.warm_p50:.2f}, warm p99 {o.warm_p99 / eager.warm_p99:.2f}"
         print(
@@ -375,6 +378,18 @@ def latency_verdicts(rows: list[Outcome], load: str) -> None:
         )
         popular = o.popular_p99 / eager.popular_p99
         print(f"{load} {o.setup}: popular models' p99 / eager's = {popular:.2f} (no goal: it includes cold starts)")
+
+
+def interval_text(ratios: list[float], confidence: float = 0.95) -> str:
+    """How far the geometric mean of per-round ratios is from settled by this run: a Student t interval
+    on their logarithms (rounds as independent pairs). A goal inside it is not decided by one run; on
+    a shared machine round-to-round spread, not the servers, often decides a verdict near the goal."""
+    if len(ratios) < 2:
+        return ""
+    logs = np.log(ratios)
+    half = stats.t.ppf((1 + confidence) / 2, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    low, high = np.exp(logs.mean() - half), np.exp(logs.mean() + half)
+    return f"; {confidence:.0%} interval {low:.2f}-{high:.2f}"
 
 
 def setup_verdicts(outcomes: list[Outcome]) -> None:

@@ -56,7 +56,7 @@ def test_ratios_pair_the_rounds_and_agree_with_the_table() -> None:
 @pytest.mark.slow
 def test_many_models_benchmark_prints_both_loads_and_every_goal() -> None:
     command = [sys.executable, str(BENCHMARKS / "many_models.py"), "--models", "12", "--resident", "4"]
-    command += ["--seconds", "2", "--rounds", "1", "--warmup", "1", "--rate", "50"]
+    command += ["--seconds", "2", "--rounds", "2", "--warmup", "1", "--rate", "50"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = [line for line in result.stdout.splitlines() if line.startswith("| setup")]
@@ -65,4 +65,6 @@ def test_many_models_benchmark_prints_both_loads_and_every_goal() -> None:
     assert rows.count("count") == rows.count("budget") == rows.count("eager") == 2
     for goal in ("closed count: warm p99 / eager warm p99", "open budget: warm p99 / eager warm p99"):
         assert goal in result.stdout
+    paired = [line for line in result.stdout.splitlines() if "warm p99 / eager warm p99" in line]
+    assert len(paired) == 4 and all("95% interval" in line for line in paired)  # how settled each verdict is
     assert "budget: RSS" in result.stdout and "count: ready" in result.stdout
