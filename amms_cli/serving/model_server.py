@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 
 from amms_cli.project.config import AmmsConfig
@@ -23,7 +22,6 @@ from amms_cli.serving.settings import ServeSettings
 from amms_cli.serving.watcher import Watcher
 
 log = logging.getLogger("amms.server")
-EVENT_LOOP_SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005
 
 
 def trust_checked_inputs() -> None:
@@ -33,19 +31,6 @@ def trust_checked_inputs() -> None:
     SKLEARN_ASSUME_FINITE set by the user is kept (empty keeps scikit-learn's check, for custom
     models that build arrays from unchecked JSON)."""
     os.environ.setdefault("SKLEARN_ASSUME_FINITE", "1")
-
-
-def favour_the_event_loop() -> None:
-    """Let the event loop have the interpreter's lock back within a millisecond when another thread
-    holds it, not Python's default five. Requests are answered on the event loop; besides it, threads
-    load models, render /metrics and predict for the slower models, and when the loop wants the lock
-    one of them holds, it waits for the switch interval to pass (CPython then makes the holder give
-    it up). Measured with 1,000 models (benchmarks/metrics_scrape.py): the slowest prediction sent
-    during a scrape rendered in a thread took 18-30 ms with 5 ms; with 1 ms, 5-11 ms (one scrape of
-    ten: 25). The single-model benchmark's targets (benchmarks/run.py: iris, rf and a table, 1 to 64
-    connections, predictions on lanes and batched) stay met; handing the lock over more often costs
-    the threads a few microseconds a millisecond."""
-    sys.setswitchinterval(EVENT_LOOP_SWITCH_INTERVAL_S)
 
 
 def _summary(views: list[ModelView], shown: int = 20) -> str:
@@ -77,7 +62,6 @@ class ModelServer:
     def start(cls, config: AmmsConfig, settings: ServeSettings) -> ModelServer:
         """Build the server and start the first load in the background (readiness waits for it)."""
         trust_checked_inputs()
-        favour_the_event_loop()
         if settings.on_demand:
             memory.reuse_freed_blocks()  # an evicted model's memory serves the next load
         metrics = Metrics()
