@@ -166,6 +166,26 @@ def test_cycles_are_told_from_references_held_outside(
     assert ref() is None
 
 
+@pytest.mark.parametrize("held", [False, True])
+def test_a_fitted_scikit_learn_pipeline_in_a_cycle_is_told_apart(held: bool) -> None:
+    """Fitted estimators hold numpy arrays and Cython trees, which report their references differently."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rows = np.random.default_rng(0).random((60, 4))
+    pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
+    pipeline.fit(rows, rows[:, 0] > 0.5)
+    pipeline.steps[0][1].owner = pipeline  # type: ignore[attr-defined]  # a step that points back
+    ref = weakref.ref(pipeline)
+    outside = [pipeline] if held else []
+    del pipeline
+    assert kept_only_by_cycles(ref) is (not held)
+    outside.clear()
+    gc.collect()
+    assert ref() is None
+
+
 def test_an_object_graph_too_large_to_walk_cannot_be_told() -> None:
     a = Node()
     a.links.extend([a, [[index] for index in range(2_000)]])
