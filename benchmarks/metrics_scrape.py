@@ -3,8 +3,12 @@
 With N models (default 1,000 pickled iris models, all loaded, as `many_models.py` builds them) the
 /metrics text holds a few series per model (loads, resident bytes, request counts and latency
 histograms): about 3 MB, ~0.3 s of Python to render. Rendered on the event loop, every request
-waited for the whole render; amms renders it in a thread. This prints how long a scrape takes and the
-slowest prediction sent during each scrape, against the median prediction without one (same run).
+waited for the whole render; amms renders it in a thread. This prints how long a scrape takes, the
+slowest prediction sent during each scrape against the median prediction without one (same run), and
+how much the server's resident size grew since just before the first scrape: ~8-9 MiB at 1,000 models,
+after the first scrape and no further, kept by Python's small-object arenas (returning the allocator's
+free memory does not give it back; rendering family by family did not shrink it either), so a memory
+budget has to leave room for it.
 
     python benchmarks/metrics_scrape.py                # 1,000 models (~1.5 min)
     python benchmarks/metrics_scrape.py --models 200   # a quick look
@@ -21,10 +25,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from many_models import IRIS_ROW, build_repository, drive, parse_args, start_setup
+from many_models import IRIS_ROW, Running, build_repository, drive, parse_args, start_setup
 
 
 async def predict_seconds(client: httpx.AsyncClient, url: str, body: bytes) -> float:
@@ -34,13 +39,17 @@ async def predict_seconds(client: httpx.AsyncClient, url: str, body: bytes) -> f
     return time.perf_counter() - started
 
 
-async def measure(base: str, scrapes: int) -> tuple[float, list[tuple[float, float, int]]]:
-    """The median prediction alone, then per scrape: its duration, the slowest prediction sent one
-    after the other while it ran, and its size."""
+Scrape = tuple[float, float, int, int]  # seconds, slowest prediction's seconds, bytes, server RSS after
+
+
+async def measure(base: str, scrapes: int, server_rss: Callable[[], int]) -> tuple[float, int, list[Scrape]]:
+    """The median prediction alone and the server's RSS then, then per scrape: its duration, the
+    slowest prediction sent one after the other while it ran, its size, and the server's RSS after."""
     url = f"{base}/models/m0000/predict"
     body = json.dumps({"inputs": [IRIS_ROW]}).encode()
     async with httpx.AsyncClient(timeout=60) as client:
         alone = statistics.median([await predict_seconds(client, url, body) for _ in range(200)])
+        rss_before = server_rss()
         results = []
         for _ in range(scrapes):
             started = time.perf_counter()
@@ -50,8 +59,12 @@ async def measure(base: str, scrapes: int) -> tuple[float, list[tuple[float, flo
             while not scrape.done():
                 slowest = max(slowest, await predict_seconds(client, url, body))
             text = (await scrape).content
-            results.append((time.perf_counter() - started, slowest, len(text)))
-    return alone, results
+            results.append((time.perf_counter() - started, slowest, len(text), server_rss()))
+    return alone, rss_before, results
+
+
+def server_rss(server: Running) -> Callable[[], int]:
+    return lambda: int(server.process.memory_info().rss)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             server = start_setup(stack, "eager", config, args, [], None)
             asyncio.run(drive(server.url, "open", args, 5.0))  # request series for the models it reaches
-            alone, results = asyncio.run(measure(server.url, ours.scrapes))
+            alone, rss_before, results = asyncio.run(measure(server.url, ours.scrapes, server_rss(server)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.models} models; a prediction alone: median {alone * 1e3:.1f} ms")
-    print("| scrape | ms | MB | slowest prediction during it, ms | / median alone |")
-    print("|---|---|---|---|---|")
-    for number, (seconds, slowest, size) in enumerate(results, 1):
-        print(f"| {number} | {seconds * 1e3:.0f} | {size / 1e6:.1f} | {slowest * 1e3:.1f} | {slowest / alone:.0f}x |")
+    print("| scrape | ms | MB | slowest prediction during it, ms | / median alone | server RSS grown since, MiB |")
+    print("|---|---|---|---|---|---|")
+    for number, (seconds, slowest, size, rss) in enumerate(results, 1):
+        grown = (rss - rss_before) / 2**20
+        print(
+            f"| {number} | {seconds * 1e3:.0f} | {size / 1e6:.1f} | {slowest * 1e3:.1f} | {slowest / alone:.0f}x "
+            f"| {grown:+.1f} |"
+        )
     return 0
 
 
