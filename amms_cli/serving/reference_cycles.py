@@ -9,8 +9,8 @@ functions are not followed (a model refers to them, and through them to the whol
 object kept through a module's globals is counted as held from outside, which it is. A C type that
 does not report what it holds to the collector makes its referents look held from outside too: the
 answer errs towards "held", and the slow full collection (every ten minutes, gc_freeze) catches the
-rest. Walks cost ~1 us an object (a 100-tree random forest: ~1 ms); past `limit` objects the answer is
-"cannot tell" (None)."""
+rest. Walks cost 1-1.5 us an object (a 100-tree random forest: ~1 ms); past `limit` objects the answer
+is "cannot tell" (None)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import weakref
 from collections import Counter
 
 SHARED = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
-WALK_LIMIT = 20_000  # objects; a walk this long takes ~20 ms, a fifth of the collection it may avoid
+WALK_LIMIT = 20_000  # objects; a walk this long takes 20-30 ms, a fifth of the collection it may avoid
 _HELD_HERE = 3  # references this module holds while counting: the list, the loop name, getrefcount's argument
 
 
