@@ -25,11 +25,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from many_models import IRIS_ROW, Running, build_repository, drive, parse_args, start_setup
+import psutil
+from many_models import IRIS_ROW, build_repository, drive, parse_args, start_setup
 
 
 async def predict_seconds(client: httpx.AsyncClient, url: str, body: bytes) -> float:
@@ -42,14 +42,14 @@ async def predict_seconds(client: httpx.AsyncClient, url: str, body: bytes) -> f
 Scrape = tuple[float, float, int, int]  # seconds, slowest prediction's seconds, bytes, server RSS after
 
 
-async def measure(base: str, scrapes: int, server_rss: Callable[[], int]) -> tuple[float, int, list[Scrape]]:
+async def measure(base: str, scrapes: int, server: psutil.Process) -> tuple[float, int, list[Scrape]]:
     """The median prediction alone and the server's RSS then, then per scrape: its duration, the
     slowest prediction sent one after the other while it ran, its size, and the server's RSS after."""
     url = f"{base}/models/m0000/predict"
     body = json.dumps({"inputs": [IRIS_ROW]}).encode()
     async with httpx.AsyncClient(timeout=60) as client:
         alone = statistics.median([await predict_seconds(client, url, body) for _ in range(200)])
-        rss_before = server_rss()
+        rss_before = server.memory_info().rss
         results = []
         for _ in range(scrapes):
             started = time.perf_counter()
@@ -59,12 +59,8 @@ async def measure(base: str, scrapes: int, server_rss: Callable[[], int]) -> tup
             while not scrape.done():
                 slowest = max(slowest, await predict_seconds(client, url, body))
             text = (await scrape).content
-            results.append((time.perf_counter() - started, slowest, len(text), server_rss()))
+            results.append((time.perf_counter() - started, slowest, len(text), server.memory_info().rss))
     return alone, rss_before, results
-
-
-def server_rss(server: Running) -> Callable[[], int]:
-    return lambda: int(server.process.memory_info().rss)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             server = start_setup(stack, "eager", config, args, [], None)
             asyncio.run(drive(server.url, "open", args, 5.0))  # request series for the models it reaches
-            alone, rss_before, results = asyncio.run(measure(server.url, ours.scrapes, server_rss(server)))
+            alone, rss_before, results = asyncio.run(measure(server.url, ours.scrapes, server.process))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.models} models; a prediction alone: median {alone * 1e3:.1f} ms")
