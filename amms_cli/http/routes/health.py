@@ -40,7 +40,7 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Rendered in a thread: with 1,000 models the text is 2.5-3 MB and takes ~0.3 s of Python, which
+    """Rendered in a thread: with 1,000 models the text is ~3 MB and takes 0.35-0.5 s of Python, which
     on the event loop held every request for as long (a prediction sent during a scrape waited
     220-290 ms; 12-33 ms in a thread (three runs), which gives the loop the interpreter back every few
     milliseconds: benchmarks/metrics_scrape.py)."""
