@@ -8,8 +8,8 @@ interleaved rounds (the order rotating each round), with Zipf-distributed traffi
     budget   --memory-budget: R models' worth of memory (from the eager run's own figures)
 
 For each: time from process start to /health/ready, RSS against the limit, the versions held at the
-end and what they measured (under a budget, fewer than R when their loads measured more than their
-files: loads at the same time inflate each other's figures, loaders/footprint.py), p50/p99 of all requests,
+end and what they measured (under a budget, fewer than R: the server's own memory beyond its versions
+counts too, model_cache.py), p50/p99 of all requests,
 of warm ones (their model was loaded) and of cold ones (they waited for its load: amms says so in a
 `Server-Timing: cold-start` header), the share of cold requests, p50/p99 of the popular models' requests
 (the R/2 most requested, warm or cold), loads, evictions, failed requests. Goals (issue 19): ready in

@@ -462,3 +462,95 @@ def test_a_hot_set_bigger_than_the_budget_is_refused_at_start(tmp_path: Path) ->
     message, hint = error_of(run_amms("serve", "--config", str(config), "--port", "0", *args, cwd=tmp_path))
     assert message == f"the keep_loaded models need about {2 * size} B, more than --memory-budget {size + size // 2} B"
     assert hint == "raise --memory-budget, or set keep_loaded on fewer models"
+
+
+def test_first_loads_at_the_same_time_each_measure_their_own_memory(tmp_path: Path) -> None:
+    """Six pickled models of 16 MiB asked for at once: two load at a time, but a load that measures
+    its memory (a version's first) runs alone, so each figure is its own model's: within a few MiB of
+    its file (the first also imports what predicting needs). Measured side by side, each counted part
+    of the other's, up to two or three times its size, and a budget held fewer versions than fit."""
+    project = Project.init(tmp_path)
+    artifact = save_pickle(tmp_path / "big.pkl", iris_classifier(padding_mb=16))
+    project.add(artifact, "w0", example=[IRIS_ROW])
+    names = [f"w{index}" for index in range(6)]
+    for name in names[1:]:
+        clone_model(tmp_path / "models", "w0", name)
+    add_entries(project.config, *({"model_name": name, "aspired_version": "1.x"} for name in names[1:]))
+    size = artifact.stat().st_size
+    with running_server(project.config, "--max-loaded-models", "10") as server:
+        body = {"inputs": [IRIS_ROW]}
+        with ThreadPoolExecutor(len(names)) as pool:
+            answers = list(
+                pool.map(lambda n: httpx.post(f"{server.url}/models/{n}/predict", json=body, timeout=60), names)
+            )
+        assert [answer.status_code for answer in answers] == [200] * len(names)
+        figures = {n: httpx.get(f"{server.url}/models/{n}", timeout=10).json()["memory_bytes"] for n in names}
+    assert all(size <= figure <= size + 3 * MIB for figure in figures.values()), {
+        name: round(figure / MIB, 1) for name, figure in figures.items()
+    }
+
+
+def ballast_source(model_mib: int, ballast_mib: int) -> str:
+    """A custom model of `model_mib`; its prediction of [99] makes the server hold `ballast_mib` more
+    outside any version (as bookkeeping, caches or a leak would)."""
+    return f"""
+import json
+
+def touched(mib):
+    block = bytearray(mib * 1024 * 1024)
+    block[::4096] = b"x" * len(block[::4096])
+    return block
+
+class Model:
+    def load(self, path):
+        self.blob = touched({model_mib})
+
+    def predict(self, inputs):
+        if inputs == [99]:
+            json.__dict__.setdefault("_ballast", []).append(touched({ballast_mib}))
+        return inputs
+"""
+
+
+def test_a_budget_counts_what_the_server_holds_beyond_its_versions(tmp_path: Path) -> None:
+    """Budget 50 MiB, models of 8 MiB, and 24 MiB the server comes to hold outside any version: five
+    versions fit beside the share of the budget set aside until the server is measured (7.5 MiB),
+    but once an eviction has returned freed memory and measured the process, the 24 MiB count, the
+    next load evicts down to what fits, and the server's memory stays within its start plus the budget
+    (without it: 72 MiB)."""
+    names = [f"g{index}" for index in range(8)]
+    config = cache_project(tmp_path, names, ballast_source(model_mib=8, ballast_mib=24))
+    budget_mib = 50
+    with running_server(config, "--memory-budget", f"{budget_mib}MiB") as server:
+        process = psutil.Process(server.process.pid)
+        empty = process.memory_info().rss
+        assert predict(server, "g0", 99).status_code == 200
+        for name in names[1:7]:  # g5 evicts g0, the least recently used
+            assert predict(server, name).status_code == 200
+        assert wait_until(lambda: overhead(server) >= 24 * MIB, timeout=RETURN_FREED_AFTER_S + 5), overhead(server)
+        assert predict(server, "g7").status_code == 200
+        held = sum(metrics(server, "amms_model_resident_bytes", "model").values())
+        assert held + overhead(server) <= budget_mib * MIB, (held / MIB, overhead(server) / MIB)
+        assert len(resident(server)) <= 3, resident(server)
+        time.sleep(RETURN_FREED_AFTER_S + 1)
+        grown = process.memory_info().rss - empty
+    assert grown <= budget_mib * MIB + 8 * MIB, grown / MIB
+
+
+def overhead(server: ServerProcess) -> float:
+    return sum(metrics(server, "amms_model_cache_overhead_bytes").values())
+
+
+def test_until_measured_a_share_of_the_budget_is_set_aside_but_one_model_always_loads(tmp_path: Path) -> None:
+    """Budget 20 MiB, models of 18 MiB: until the server's own memory is measured, 3 MiB (15%) of the
+    budget is set aside for it, so neither model fits beside it; but with nothing else loaded,
+    evicting cannot make room, and each loads in turn (without that, the second waited for room until
+    503)."""
+    config = cache_project(tmp_path, ["big1", "big2"], custom_source(holds_mib=18))
+    with running_server(config, "--memory-budget", "20MiB") as server:
+        assert overhead(server) == 3 * MIB
+        for name in ("big1", "big2", "big1", "big2"):
+            answer = predict(server, name)
+            assert answer.status_code == 200, (name, answer.text)
+            assert resident(server) == {name}
+        assert overhead(server) >= 3 * MIB  # the most over the window, which began with the share

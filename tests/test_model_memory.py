@@ -4,6 +4,9 @@ by outcome."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +69,26 @@ def test_status_shows_memory(server: ServerProcess, tmp_path: Path) -> None:
     shown = run_amms("status", "--url", server.url, cwd=tmp_path, check=True).stdout
     big_line = next(line for line in shown.splitlines() if "big" in line)
     assert " MiB" in big_line
+
+
+PEAK_PROBE = """
+import json
+from amms_cli.loaders import footprint
+
+block = bytearray(64 * 1024 * 1024)
+block[::4096] = b"x" * len(block[::4096])  # touched, so resident
+del block  # a mapping of its own: gone from the resident size at once
+after_free = footprint.resident_bytes()
+peak = footprint.resident_peak_bytes()
+footprint.restart_resident_peak()
+print(json.dumps({"after_free": after_free, "peak": peak, "restarted": footprint.resident_peak_bytes()}))
+"""
+
+
+def test_the_resident_peak_keeps_what_was_freed_until_restarted() -> None:
+    """What a memory budget's overhead is measured from (serving/model_cache.py): the most the process
+    held since the last restart, including memory freed since; restarting starts from what it holds."""
+    result = subprocess.run([sys.executable, "-c", PEAK_PROBE], capture_output=True, text=True, check=True)
+    figures = json.loads(result.stdout)
+    assert figures["peak"] - figures["after_free"] >= 60 * MIB, figures
+    assert abs(figures["restarted"] - figures["after_free"]) < 8 * MIB, figures

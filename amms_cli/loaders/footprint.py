@@ -1,13 +1,12 @@
 """Memory of this process, to measure what loading a model costs: the growth across its load is the
-model's memory (an estimate: other threads allocate meanwhile; with the model cache two loads run at
-once, and each may count part of the other's: in benchmarks/many_models.py, models of 2.00 MiB
-measured 2.5 MiB on average at their first load, one in ten 4 MiB or more, and a version keeps its
-first figure, so a memory budget holds fewer versions than would fit). Two figures are read, and the larger
+model's memory (an estimate: other threads allocate meanwhile, so a load that measures runs apart
+from other loads, serving/loading.py). Two figures are read, and the larger
 growth counts: the resident size (Linux: /proc/self/statm), and what glibc's allocator has handed out
 (mallinfo2), which still grows when a load reuses memory an evicted model freed, where the resident
 size does not. Where neither can be read, the model's artifact size stands in. The server measures
 every load with it (serving/loading.py); `amms add-model` measures the trial load, to refuse a model
-bigger than the memory budget before publishing it."""
+bigger than the memory budget before publishing it. The resident peak (Linux: VmHWM, restartable) is
+what a memory budget measures the server's own memory from (serving/model_cache.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ import threading
 from dataclasses import dataclass
 
 STATM = "/proc/self/statm"
+STATUS = "/proc/self/status"
+CLEAR_REFS = "/proc/self/clear_refs"
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # glibc: allocations this big or bigger get a mapping of their own, returned to the system when freed
 # (the trial load's child when it measures), so that what a load measures is what the model holds
@@ -66,6 +67,29 @@ def resident_bytes() -> int | None:
         return None
 
 
+def resident_peak_bytes() -> int | None:
+    """The most this process has held in RAM since it started or since `restart_resident_peak`
+    (Linux: VmHWM), or None where the system does not say."""
+    try:
+        with open(STATUS, "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def restart_resident_peak() -> None:
+    """Make the peak `resident_peak_bytes` reports start again from what the process holds now
+    (Linux 4.0 and later; elsewhere, or where it is refused, the peak keeps counting from before)."""
+    try:
+        with open(CLEAR_REFS, "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return
+
+
 _statm: tuple[int, int] | None = None  # (process id, descriptor): a forked child opens its own
 _statm_opening = threading.Lock()
 
@@ -93,6 +117,13 @@ def growth(before: Reading | None, after: Reading, fallback: int) -> int:
     pairs = ((before.resident, after.resident), (before.allocated, after.allocated))
     grown = [max(now - then, 0) for then, now in pairs if then is not None and now is not None]
     return max(grown) if grown else fallback
+
+
+def resident_growth(before: Reading | None, after: Reading | None) -> int:
+    """How much the resident size grew between two readings (0 where it cannot be read)."""
+    if before is None or after is None or before.resident is None or after.resident is None:
+        return 0
+    return max(after.resident - before.resident, 0)
 
 
 def format_bytes(size: float) -> str:

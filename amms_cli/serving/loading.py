@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,12 +30,14 @@ LOAD_NICENESS = 10  # added to the server's own: a load gets about a tenth of a 
 
 @dataclass(frozen=True)
 class CheckedModel:
-    """A version loaded and smoke-checked: its model, the servable it is fed through, and the memory
-    its load added to the process (see loaders/footprint.py)."""
+    """A version loaded and smoke-checked: its model, the servable it is fed through, the memory its
+    load added to the process (see loaders/footprint.py), and what importing its libraries added
+    before that (the first load of a framework; 0 when nothing was measured)."""
 
     model: Model
     servable: Servable
     memory_bytes: int = 0
+    libraries_bytes: int = 0
 
 
 async def load_in_background(
@@ -84,23 +88,34 @@ def load_checked(
             f"loader '{manifest.loader}' is refused by --allow-frameworks {','.join(sorted(allowed_loaders))}"
             + runs_code
         )
-    readings: list[footprint.Reading] = []
-    measure = None if measured_bytes is not None else lambda: readings.append(footprint.read())
-    model = load_version(item.path, manifest, before_open=measure)
-    servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
-    example = manifest.input.smoke_example  # never an invented input: without one, no smoke check
-    if example is not None and smoke_check:
-        try:
-            predict(model, servable.model_input(example), False)
-        except AmmsError as exc:
-            model.close()
-            raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
-    if measured_bytes is not None:
-        return CheckedModel(model, servable, measured_bytes)
-    artifacts = manifest.artifacts_bytes
-    added = footprint.growth(readings[0] if readings else None, footprint.read(), fallback=artifacts)
+    measures = measured_bytes is None
+    with LOAD_TURNS.turn(alone=measures):  # a load that measures runs alone: others would count in it
+        start = footprint.read() if measures else None
+        readings: list[footprint.Reading] = []
+        measure = (lambda: readings.append(footprint.read())) if measures else None
+        model = load_version(item.path, manifest, before_open=measure)
+        servable = make_servable(entry.servable_name or manifest.servable_name, manifest.input, entry.model_name)
+        if smoke_check:
+            _smoke_check(model, servable, manifest.input.smoke_example)
+        if measured_bytes is not None:
+            return CheckedModel(model, servable, measured_bytes)
+        artifacts = manifest.artifacts_bytes
+        opened = readings[0] if readings else None
+        added = footprint.growth(opened, footprint.read(), fallback=artifacts)
+        libraries = footprint.resident_growth(start, opened)  # the server's baseline, in resident terms
     # at least its files' size: a load that reuses memory freed by another shows less growth than it holds
-    return CheckedModel(model, servable, max(added, artifacts))
+    return CheckedModel(model, servable, max(added, artifacts), libraries)
+
+
+def _smoke_check(model: Model, servable: Servable, example: Any) -> None:
+    """Run the recorded example through the model; never an invented input: without one, nothing."""
+    if example is None:
+        return
+    try:
+        predict(model, servable.model_input(example), False)
+    except AmmsError as exc:
+        model.close()
+        raise ModelLoadError(f"smoke check on the recorded example failed: {exc.message}") from exc
 
 
 def in_daemon_thread(
@@ -215,4 +230,54 @@ def run_behind_requests() -> None:
         log.debug("loads run at the server's own CPU priority: %s", exc)
 
 
+class LoadTurns:
+    """Loads run side by side, except one that measures its memory (a version's first load in this
+    process, loaders/footprint.py): it waits until the loads under way have finished, and loads that
+    start meanwhile wait for it. Two cold starts at once counted part of each other's memory: models of
+    2.00 MiB measured 2.5 MiB on average, one in ten 4 MiB or more (benchmarks/many_models.py), and a
+    memory budget held a fifth fewer versions than would fit. Loads of versions measured before
+    (nearly all of them once a server has run a while) still overlap freely.
+
+    Nobody waits more than `wait_s` for loads that do not finish (a hung custom model's load): past
+    it, those are not waited for again."""
+
+    def __init__(self, wait_s: float = 2.0) -> None:
+        self.wait_s = wait_s
+        self._changed = threading.Condition()
+        self._running: dict[int, bool] = {}  # each load under way (a number) -> whether it runs alone
+        self._not_waited_for: set[int] = set()
+        self._numbers = itertools.count()
+        self._alone_waiting = 0
+
+    @contextlib.contextmanager
+    def turn(self, *, alone: bool) -> Iterator[None]:
+        number = self._start(alone)
+        try:
+            yield
+        finally:
+            with self._changed:
+                del self._running[number]
+                self._not_waited_for.discard(number)
+                self._changed.notify_all()
+
+    def _start(self, alone: bool) -> int:
+        with self._changed:
+            self._alone_waiting += int(alone)
+            try:
+                if not self._changed.wait_for(lambda: self._may_start(alone), self.wait_s):
+                    self._not_waited_for.update(self._running)
+            finally:
+                self._alone_waiting -= int(alone)
+            number = next(self._numbers)
+            self._running[number] = alone
+            return number
+
+    def _may_start(self, alone: bool) -> bool:
+        waited_for = [runs_alone for number, runs_alone in self._running.items() if number not in self._not_waited_for]
+        if alone:
+            return not waited_for
+        return not any(waited_for) and not self._alone_waiting
+
+
 _DAEMON_THREADS = DaemonThreads()
+LOAD_TURNS = LoadTurns()

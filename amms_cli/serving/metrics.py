@@ -47,6 +47,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.cache_overhead_bytes = Gauge(
+            "amms_model_cache_overhead_bytes",
+            "With --memory-budget: memory the process holds beyond its loaded versions and what it held "
+            "when it started serving (the allocator's slack, bookkeeping), counted against the budget; "
+            "measured each time freed memory is returned, just before.",
+            registry=self.registry,
+        )
         self.loads = Counter(
             "amms_model_loads_total",
             "Version loads by model and outcome (loaded, failed).",

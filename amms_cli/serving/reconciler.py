@@ -132,6 +132,8 @@ class Reconciler:
                 else:
                     self._publish(await self._converge(entry, view, self.registry.put))
         self.registry.mark_ready()
+        if self.cache is not None:
+            self.cache.serving_started()
         if self._loaded_since_settle:
             self._loaded_since_settle = False
             self.unloader.settle()
@@ -227,6 +229,7 @@ class Reconciler:
         loaded = self._loaded_version(entry, item, checked)
         if self.cache is not None:
             self.cache.charge(loaded)  # trimmed to the limits once its view is published (_publish)
+            self.cache.libraries_imported(checked.libraries_bytes)
         self._loaded_since_settle = True
         log.info(
             "model '%s' version %s loaded in %.2f s (%.1f MiB)",
