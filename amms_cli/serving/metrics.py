@@ -50,8 +50,9 @@ class Metrics:
         self.cache_overhead_bytes = Gauge(
             "amms_model_cache_overhead_bytes",
             "With --memory-budget: memory the process holds beyond its loaded versions and what it held "
-            "when it started serving (the allocator's slack, bookkeeping), counted against the budget; "
-            "measured each time freed memory is returned, just before.",
+            "when it started serving (the allocator's slack, bookkeeping), counted against the budget: "
+            "the most measured over two minutes, each time freed memory is returned (15% of the budget "
+            "until a first two minutes have passed).",
             registry=self.registry,
         )
         self.loads = Counter(
