@@ -2,13 +2,13 @@
 
 With N models (default 1,000 pickled iris models, all loaded, as `many_models.py` builds them) the
 /metrics text holds a few series per model (loads, resident bytes, request counts and latency
-histograms): about 3 MB, ~0.3 s of Python to render. Rendered on the event loop, every request
+histograms): about 3 MB, 0.35-0.5 s of Python to render. Rendered on the event loop, every request
 waited for the whole render; amms renders it in a thread. This prints how long a scrape takes, the
 slowest prediction sent during each scrape against the median prediction without one (same run), and
 how much the server's resident size grew since just before the first scrape: ~8-9 MiB at 1,000 models,
 after the first scrape and no further, kept by Python's small-object arenas (returning the allocator's
-free memory does not give it back; rendering family by family did not shrink it either), so a memory
-budget has to leave room for it.
+free memory does not give it back; rendering family by family did not shrink it either); a memory
+budget counts it with the server's own memory (serving/model_cache.py).
 
     python benchmarks/metrics_scrape.py                # 1,000 models (~1.5 min)
     python benchmarks/metrics_scrape.py --models 200   # a quick look
